@@ -1,0 +1,41 @@
+# Thin wrapper over CMake. `make` builds build/bin/moa; `make test` installs what is missing,
+# builds, runs every unit test, then the unit tests again under ASan+UBSan; `make demo` runs the
+# main job.
+JOBS ?= 2
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all deps build test test-slow asan demo bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	cd $(BUILD) && ctest -L unit --output-on-failure -j1
+	$(MAKE) asan
+
+test-slow: build
+	cd $(BUILD) && ctest -L slow --output-on-failure
+
+# Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (OpenMP's runtime is left to
+# its own devices: LSan would report its thread pool as leaks).
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOA_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest -L unit --output-on-failure -j1
+
+demo: build
+	@scripts/demo.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every Debian package MoA.cpp's build, tests and fixture scripts need.
+# A no-op (no apt call at all) when everything is already present.
+set -euo pipefail
+pkgs=(
+  build-essential cmake pkg-config
+  libopenblas-openmp-dev      # GEMM; the OpenMP build nests safely inside our OpenMP regions
+  nlohmann-json3-dev          # JSON
+  libfmt-dev                  # string formatting (GCC 12 has no <format>)
+  libcli11-dev                # command line
+  libgtest-dev libgmock-dev   # tests
+  libbenchmark-dev            # micro benchmarks
+  libsentencepiece-dev        # tokenizer.model
+  coinor-libcbc-dev           # MILP (optimizer cross-check)
+  wamerican                   # word list for synthetic retrieval keys
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

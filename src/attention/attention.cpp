@@ -1,0 +1,120 @@
+#include "moa/attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "attention/simd.h"
+#include "moa/error.h"
+
+namespace moa {
+
+namespace {
+
+// Softmax-weighted sum over a set of keys given by up to `n` (pointer, count) segments of
+// rows with stride D. scores: scratch of at least the total count.
+struct Segment {
+  const float* k;
+  const float* v;
+  int64_t count;
+};
+
+void attend_row(const float* q, const Segment* segs, int nseg, int64_t D, float scale,
+                float* scores, float* out) {
+  float mx = -INFINITY;
+  int64_t n = 0;
+  for (int s = 0; s < nseg; ++s) {
+    for (int64_t j = 0; j < segs[s].count; ++j) {
+      float x = simd::dot(q, segs[s].k + j * D, D) * scale;
+      scores[n++] = x;
+      mx = std::max(mx, x);
+    }
+  }
+  float sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    scores[j] = std::exp(scores[j] - mx);
+    sum += scores[j];
+  }
+  std::memset(out, 0, size_t(D) * sizeof(float));
+  n = 0;
+  for (int s = 0; s < nseg; ++s) {
+    for (int64_t j = 0; j < segs[s].count; ++j) simd::axpy(scores[n++], segs[s].v + j * D, out, D);
+  }
+  simd::scale(1.0f / sum, out, D);
+}
+
+}  // namespace
+
+void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
+                       const float* v, int64_t T, float* out) {
+  const int64_t H = spec.heads, G = spec.kv_heads, D = spec.head_dim, grp = spec.group();
+  const float scale = 1.0f / std::sqrt(float(D));
+  // Rows are not contiguous per head (q is (T, H, D)), so keys are gathered per KV head into
+  // contiguous (T, D) panels once and shared by the group's query heads.
+  std::vector<float> kp(size_t(G * T * D)), vp(size_t(G * T * D));
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t g = 0; g < G; ++g) {
+      std::memcpy(&kp[size_t((g * T + t) * D)], k + (t * G + g) * D, size_t(D) * sizeof(float));
+      std::memcpy(&vp[size_t((g * T + t) * D)], v + (t * G + g) * D, size_t(D) * sizeof(float));
+    }
+  }
+#pragma omp parallel
+  {
+    std::vector<float> scores(static_cast<size_t>(T));
+#pragma omp for collapse(2) schedule(dynamic, 16)
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < T; ++i) {
+        const HeadSpan& sp = spec.span(layer, h);
+        const int64_t g = h / grp;
+        const float* K = &kp[size_t(g * T * D)];
+        const float* V = &vp[size_t(g * T * D)];
+        VisibleRanges r = visible_ranges(sp, i);
+        Segment segs[2] = {{K, V, r.sink_end}, {K + r.band_begin * D, V + r.band_begin * D, i + 1 - r.band_begin}};
+        attend_row(q + (i * H + h) * D, segs, 2, D, scale, scores.data(), out + (i * H + h) * D);
+      }
+    }
+  }
+}
+
+void attention_decode(const KvCache& cache, int64_t layer, const float* q, int64_t pos, float* out) {
+  const AttentionSpec& spec = cache.spec();
+  const int64_t H = spec.heads, D = spec.head_dim, grp = spec.group();
+  const float scale = 1.0f / std::sqrt(float(D));
+#pragma omp parallel
+  {
+    std::vector<float> scores;
+#pragma omp for schedule(static)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t g = h / grp;
+      const HeadSpan& sp = spec.span(layer, h);
+      VisibleRanges r = visible_ranges(sp, pos);
+      const float* K = cache.k(layer, g);
+      const float* V = cache.v(layer, g);
+      Segment segs[4];
+      int nseg = 0;
+      // A position range maps to contiguous slots except where the ring wraps.
+      auto add_range = [&](int64_t p0, int64_t p1) {  // [p0, p1)
+        while (p0 < p1) {
+          const int64_t s = cache.slot(layer, g, p0);
+          int64_t run = p1 - p0;
+          const int64_t ks = cache.kv_sink(layer, g);
+          if (p0 >= ks) run = std::min(run, cache.capacity(layer, g) - s);
+          else run = std::min(run, ks - p0);
+          segs[nseg++] = {K + s * D, V + s * D, run};
+          p0 += run;
+        }
+      };
+      add_range(0, r.sink_end);
+      add_range(r.band_begin, pos + 1);
+      MOA_CHECK(nseg <= 4, "nseg {}", nseg);
+      scores.resize(size_t(pos + 1));
+      attend_row(q + h * D, segs, nseg, D, scale, scores.data(), out + h * D);
+    }
+  }
+}
+
+}  // namespace moa

@@ -1,0 +1,225 @@
+#include "moa/forward.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numbers>
+
+#include "moa/attention.h"
+#include "moa/error.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace moa {
+
+void set_threads(int n) {
+  if (n <= 0) n = omp_get_num_procs();
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+
+std::vector<double> rope_inv_freq(const ModelConfig& c) {
+  const int64_t half = c.head_dim / 2;
+  std::vector<double> inv(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    inv[size_t(i)] = 1.0 / std::pow(c.rope_theta, double(2 * i) / double(c.head_dim));
+  }
+  if (c.rope_scaling == RopeScaling::kLinear) {
+    for (auto& f : inv) f /= c.rope_factor;
+  } else if (c.rope_scaling == RopeScaling::kLlama3) {
+    const double old_ctx = double(c.rope_original_max_position);
+    const double low_wl = old_ctx / c.rope_low_freq_factor, high_wl = old_ctx / c.rope_high_freq_factor;
+    for (auto& f : inv) {
+      const double wl = 2 * std::numbers::pi / f;
+      double g = wl > low_wl ? f / c.rope_factor : f;
+      if (!(wl < high_wl) && !(wl > low_wl)) {
+        const double s = (old_ctx / wl - c.rope_low_freq_factor) /
+                         (c.rope_high_freq_factor - c.rope_low_freq_factor);
+        g = (1 - s) * g / c.rope_factor + s * g;
+      }
+      f = g;
+    }
+  }
+  return inv;
+}
+
+RopeTable::RopeTable(const ModelConfig& c, int64_t n) : half(c.head_dim / 2) {
+  auto inv = rope_inv_freq(c);
+  cos.resize(size_t(n * half));
+  sin.resize(size_t(n * half));
+  for (int64_t p = 0; p < n; ++p) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = double(p) * inv[size_t(i)];
+      cos[size_t(p * half + i)] = float(std::cos(a));
+      sin[size_t(p * half + i)] = float(std::sin(a));
+    }
+  }
+}
+
+void RopeTable::apply(float* x, int64_t rows, int64_t heads, int64_t pos0) const {
+  const int64_t D = 2 * half;
+#pragma omp parallel for schedule(static) if (rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* c = &cos[size_t((pos0 + r) * half)];
+    const float* s = &sin[size_t((pos0 + r) * half)];
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = x + (r * heads + h) * D;
+      for (int64_t i = 0; i < half; ++i) {
+        const float x1 = v[i], x2 = v[i + half];
+        v[i] = x1 * c[i] - x2 * s[i];
+        v[i + half] = x2 * c[i] + x1 * s[i];
+      }
+    }
+  }
+}
+
+void linear(const float* x, const float* W, const float* b, int64_t T, int64_t in, int64_t out,
+            float* y) {
+  if (T == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(out), int(in), 1.0f, W, int(in), x, 1, 0.0f, y, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(out), int(in), 1.0f, x,
+                int(in), W, int(in), 0.0f, y, int(out));
+  }
+  if (b) {
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t o = 0; o < out; ++o) y[t * out + o] += b[o];
+    }
+  }
+}
+
+void rms_norm(const float* x, const float* w, int64_t T, int64_t C, double eps, float* y) {
+#pragma omp parallel for schedule(static) if (T > 8)
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xr = x + t * C;
+    double ss = 0;
+    for (int64_t i = 0; i < C; ++i) ss += double(xr[i]) * xr[i];
+    const float r = float(1.0 / std::sqrt(ss / double(C) + eps));
+    for (int64_t i = 0; i < C; ++i) y[t * C + i] = xr[i] * r * w[i];
+  }
+}
+
+void compute_logits(const Model& m, const float* hidden, int64_t T, float* logits) {
+  linear(hidden, m.head_weights(), nullptr, T, m.cfg.hidden, m.cfg.vocab, logits);
+}
+
+double token_nll(const float* logits, int64_t V, int32_t target) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, logits[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < V; ++i) sum += std::exp(double(logits[i] - mx));
+  return std::log(sum) + double(mx) - double(logits[target]);
+}
+
+namespace {
+
+// MLP rows are processed in chunks so that (rows, F) activations stay small at long contexts.
+constexpr int64_t kRowChunk = 512;
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+}  // namespace
+
+Session::Session(const Model& model, const AttentionSpec& spec)
+    : model_(model), cache_(spec), rope_(model.cfg, spec.n_ctx) {
+  const ModelConfig& c = model.cfg;
+  MOA_CHECK(spec.layers == c.layers && spec.heads == c.heads && spec.kv_heads == c.kv_heads &&
+            spec.head_dim == c.head_dim);
+}
+
+std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector<float>* hidden_out) {
+  const ModelConfig& c = model_.cfg;
+  const int64_t T = int64_t(ids.size()), C = c.hidden, F = c.intermediate, H = c.heads,
+                G = c.kv_heads, D = c.head_dim, QD = c.q_dim(), KD = c.kv_dim();
+  MOA_CHECK(pos() == 0, "prefill into a used cache");
+  MOA_CHECK(T > 0 && T <= cache_.spec().n_ctx, "T {} n_ctx {}", T, cache_.spec().n_ctx);
+  // x: (T, C) residual stream
+  std::vector<float> x(size_t(T * C)), xn(size_t(T * C));
+  for (int64_t t = 0; t < T; ++t) {
+    MOA_CHECK(ids[size_t(t)] >= 0 && ids[size_t(t)] < c.vocab, "token id {}", ids[size_t(t)]);
+    std::memcpy(&x[size_t(t * C)], &model_.embed[size_t(ids[size_t(t)] * C)], size_t(C) * 4);
+  }
+  std::vector<float> q(size_t(T * QD)), k(size_t(T * KD)), v(size_t(T * KD)), att(size_t(T * QD));
+  std::vector<float> tmp(size_t(std::min(T, kRowChunk) * std::max(C, F)));
+  std::vector<float> up(size_t(std::min(T, kRowChunk) * F));
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const LayerWeights& L = model_.layers[size_t(l)];
+    rms_norm(x.data(), L.attn_norm.data(), T, C, c.rms_eps, xn.data());
+    linear(xn.data(), L.wq.data(), L.bq.empty() ? nullptr : L.bq.data(), T, C, QD, q.data());
+    linear(xn.data(), L.wk.data(), L.bk.empty() ? nullptr : L.bk.data(), T, C, KD, k.data());
+    linear(xn.data(), L.wv.data(), L.bv.empty() ? nullptr : L.bv.data(), T, C, KD, v.data());
+    rope_.apply(q.data(), T, H, 0);
+    rope_.apply(k.data(), T, G, 0);
+    attention_prefill(cache_.spec(), l, q.data(), k.data(), v.data(), T, att.data());
+    cache_.store_prefill(l, T, k.data(), v.data());
+    for (int64_t r0 = 0; r0 < T; r0 += kRowChunk) {
+      const int64_t n = std::min(kRowChunk, T - r0);
+      linear(&att[size_t(r0 * QD)], L.wo.data(), L.bo.empty() ? nullptr : L.bo.data(), n, QD, C, tmp.data());
+      for (int64_t i = 0; i < n * C; ++i) x[size_t(r0 * C + i)] += tmp[size_t(i)];
+      rms_norm(&x[size_t(r0 * C)], L.mlp_norm.data(), n, C, c.rms_eps, &xn[size_t(r0 * C)]);
+      linear(&xn[size_t(r0 * C)], L.w_gate.data(), L.b_gate.empty() ? nullptr : L.b_gate.data(), n, C, F, tmp.data());
+      linear(&xn[size_t(r0 * C)], L.w_up.data(), L.b_up.empty() ? nullptr : L.b_up.data(), n, C, F, up.data());
+      silu_mul(tmp.data(), up.data(), n * F);
+      linear(tmp.data(), L.w_down.data(), L.b_down.empty() ? nullptr : L.b_down.data(), n, F, C, up.data());
+      for (int64_t i = 0; i < n * C; ++i) x[size_t(r0 * C + i)] += up[size_t(i)];
+    }
+  }
+  cache_.set_length(T);
+  std::vector<float> logits(size_t(c.vocab));
+  if (hidden_out) {
+    hidden_out->resize(size_t(T * C));
+    rms_norm(x.data(), model_.final_norm.data(), T, C, c.rms_eps, hidden_out->data());
+    compute_logits(model_, hidden_out->data() + (T - 1) * C, 1, logits.data());
+  } else {
+    rms_norm(x.data() + (T - 1) * C, model_.final_norm.data(), 1, C, c.rms_eps, xn.data());
+    compute_logits(model_, xn.data(), 1, logits.data());
+  }
+  return logits;
+}
+
+std::vector<float> Session::decode(int32_t id) {
+  const ModelConfig& c = model_.cfg;
+  const int64_t C = c.hidden, F = c.intermediate, H = c.heads, G = c.kv_heads, QD = c.q_dim(),
+                KD = c.kv_dim();
+  const int64_t p = pos();
+  MOA_CHECK(p < cache_.spec().n_ctx, "decode at {} beyond the cache's {} positions", p, cache_.spec().n_ctx);
+  MOA_CHECK(id >= 0 && id < c.vocab, "token id {}", id);
+  std::vector<float> x(model_.embed.begin() + id * C, model_.embed.begin() + (id + 1) * C);
+  std::vector<float> xn(static_cast<size_t>(C)), q(static_cast<size_t>(QD)), k(static_cast<size_t>(KD)), v(static_cast<size_t>(KD)), att(static_cast<size_t>(QD));
+  std::vector<float> gate(static_cast<size_t>(F)), up(static_cast<size_t>(F)), tmp(static_cast<size_t>(C));
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const LayerWeights& L = model_.layers[size_t(l)];
+    rms_norm(x.data(), L.attn_norm.data(), 1, C, c.rms_eps, xn.data());
+    linear(xn.data(), L.wq.data(), L.bq.empty() ? nullptr : L.bq.data(), 1, C, QD, q.data());
+    linear(xn.data(), L.wk.data(), L.bk.empty() ? nullptr : L.bk.data(), 1, C, KD, k.data());
+    linear(xn.data(), L.wv.data(), L.bv.empty() ? nullptr : L.bv.data(), 1, C, KD, v.data());
+    rope_.apply(q.data(), 1, H, p);
+    rope_.apply(k.data(), 1, G, p);
+    cache_.store(l, p, k.data(), v.data());
+    attention_decode(cache_, l, q.data(), p, att.data());
+    linear(att.data(), L.wo.data(), L.bo.empty() ? nullptr : L.bo.data(), 1, QD, C, tmp.data());
+    for (int64_t i = 0; i < C; ++i) x[size_t(i)] += tmp[size_t(i)];
+    rms_norm(x.data(), L.mlp_norm.data(), 1, C, c.rms_eps, xn.data());
+    linear(xn.data(), L.w_gate.data(), L.b_gate.empty() ? nullptr : L.b_gate.data(), 1, C, F, gate.data());
+    linear(xn.data(), L.w_up.data(), L.b_up.empty() ? nullptr : L.b_up.data(), 1, C, F, up.data());
+    silu_mul(gate.data(), up.data(), F);
+    linear(gate.data(), L.w_down.data(), L.b_down.empty() ? nullptr : L.b_down.data(), 1, F, C, tmp.data());
+    for (int64_t i = 0; i < C; ++i) x[size_t(i)] += tmp[size_t(i)];
+  }
+  cache_.set_length(p + 1);
+  rms_norm(x.data(), model_.final_norm.data(), 1, C, c.rms_eps, xn.data());
+  std::vector<float> logits(size_t(c.vocab));
+  compute_logits(model_, xn.data(), 1, logits.data());
+  return logits;
+}
+
+}  // namespace moa

@@ -1,0 +1,126 @@
+// The forward pass against float64 PyTorch fixtures (tests/data/make_llama_fixtures.py):
+// logits of a full prefill, step-by-step decode equal to prefill, and the sink+window mask.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "moa/forward.h"
+#include "moa/model.h"
+#include "test_util.h"
+
+namespace moa {
+namespace {
+
+const std::string kFixtures = std::string(MOA_TEST_DATA) + "/fixtures/";
+
+nlohmann::json load_json(const std::string& path) {
+  std::ifstream f(path);
+  EXPECT_TRUE(f.good()) << path;
+  return nlohmann::json::parse(f);
+}
+
+std::vector<float> flat_logits(const nlohmann::json& e) {
+  std::vector<float> r;
+  for (auto& row : e["logits"]) {
+    for (auto& x : row) r.push_back(x.get<float>());
+  }
+  return r;
+}
+
+// Logits for all positions from one prefill.
+std::vector<float> prefill_logits(const Model& m, const AttentionSpec& spec, const std::vector<int32_t>& ids) {
+  Session s(m, spec);
+  std::vector<float> hidden;
+  s.prefill(ids, &hidden);
+  std::vector<float> logits(ids.size() * size_t(m.cfg.vocab));
+  compute_logits(m, hidden.data(), int64_t(ids.size()), logits.data());
+  return logits;
+}
+
+class ForwardFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ForwardFixture, PrefillMatchesPyTorch) {
+  const std::string dir = kFixtures + GetParam();
+  Model m = Model::load(dir);
+  auto e = load_json(dir + "/expected.json");
+  std::vector<int32_t> ids = e["ids"].get<std::vector<int32_t>>();
+  auto spec = AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim,
+                                   int64_t(ids.size()));
+  auto got = prefill_logits(m, spec, ids);
+  auto want = flat_logits(e);
+  // 1e-4 relative to the logit scale (absolute floor for logits near zero).
+  EXPECT_TRUE(test::all_close(got, want, 1e-4, 1e-4));
+  // NLL per token.
+  const int64_t V = m.cfg.vocab;
+  auto nll = e["nll_per_token"].get<std::vector<double>>();
+  for (size_t t = 0; t + 1 < ids.size(); ++t) {
+    EXPECT_NEAR(token_nll(&got[t * size_t(V)], V, ids[t + 1]), nll[t], 1e-4) << "token " << t + 1;
+  }
+}
+
+TEST_P(ForwardFixture, DecodeStepByStepEqualsPrefill) {
+  const std::string dir = kFixtures + GetParam();
+  Model m = Model::load(dir);
+  auto e = load_json(dir + "/expected.json");
+  std::vector<int32_t> ids = e["ids"].get<std::vector<int32_t>>();
+  const int64_t T = int64_t(ids.size()), V = m.cfg.vocab;
+  auto spec = AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, T);
+  auto full = prefill_logits(m, spec, ids);
+  Session s(m, spec);
+  std::vector<float> step = s.prefill({ids[0]});
+  std::vector<float> got(step);
+  for (int64_t t = 1; t < T; ++t) {
+    step = s.decode(ids[size_t(t)]);
+    got.insert(got.end(), step.begin(), step.end());
+  }
+  EXPECT_TRUE(test::all_close(got, full, 1e-5, 1e-5));
+  // Prefill of a prefix then decode of the rest agrees too.
+  Session s2(m, spec);
+  std::vector<int32_t> prefix(ids.begin(), ids.begin() + T / 2);
+  step = s2.prefill(prefix);
+  for (int64_t t = T / 2; t < T; ++t) step = s2.decode(ids[size_t(t)]);
+  EXPECT_TRUE(test::all_close(step, std::span<const float>(full).subspan(size_t((T - 1) * V)), 1e-5, 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, ForwardFixture,
+                         ::testing::Values("llama_gqa_bf16", "llama_mqa_llama3rope", "qwen2_bias_f16",
+                                           "mistral_f32", "llama_linear_rope"));
+
+// Per-head sink + window masks (different windows inside one GQA group) against PyTorch, in
+// prefill and in step-by-step decode through the ring buffer.
+TEST(ForwardMasked, SinkWindowMatchesPyTorch) {
+  const std::string dir = kFixtures + "llama_gqa_bf16";
+  Model m = Model::load(dir);
+  auto e = load_json(dir + "/expected_masked.json");
+  std::vector<int32_t> ids = e["ids"].get<std::vector<int32_t>>();
+  const int64_t T = int64_t(ids.size()), V = m.cfg.vocab, sink = e["sink"].get<int64_t>();
+  AttentionSpec spec = AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, T);
+  auto caches = e["cache_sizes"];
+  for (int64_t l = 0; l < m.cfg.layers; ++l) {
+    for (int64_t h = 0; h < m.cfg.heads; ++h) {
+      const int64_t cache = caches[size_t(l)][size_t(h)].get<int64_t>();
+      const int64_t S = std::min(cache, sink);
+      spec.spans[size_t(l * m.cfg.heads + h)] = {S, cache - S};
+    }
+  }
+  auto want = flat_logits(e);
+  auto got = prefill_logits(m, spec, ids);
+  EXPECT_TRUE(test::all_close(got, want, 1e-4, 1e-4));
+  Session s(m, spec);
+  std::vector<float> step = s.prefill({ids[0]});
+  std::vector<float> dec(step);
+  for (int64_t t = 1; t < T; ++t) {
+    step = s.decode(ids[size_t(t)]);
+    dec.insert(dec.end(), step.begin(), step.end());
+  }
+  EXPECT_TRUE(test::all_close(dec, want, 1e-4, 1e-4));
+  // The cache is smaller than dense: sink + largest window of each group.
+  KvCache dense(AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, T));
+  EXPECT_LT(s.cache().bytes(), dense.bytes());
+  (void)V;
+}
+
+}  // namespace
+}  // namespace moa

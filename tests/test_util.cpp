@@ -1,0 +1,62 @@
+#include "test_util.h"
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace moa::test {
+
+static std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+RunResult run_moa(const std::string& args) {
+  auto dir = temp_dir("run");
+  auto out = dir / "out.txt", err = dir / "err.txt";
+  std::string cmd = std::string(MOA_BIN) + " " + args + " >" + out.string() + " 2>" + err.string();
+  int rc = std::system(cmd.c_str());
+  RunResult r;
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+std::filesystem::path temp_dir(const std::string& name) {
+  static int counter = 0;
+  auto base = std::filesystem::temp_directory_path() /
+              ("moa-test-" + std::to_string(getpid()) + "-" + name + "-" + std::to_string(counter++));
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base);
+  return base;
+}
+
+::testing::AssertionResult all_close(std::span<const float> a, std::span<const float> b,
+                                     double rtol, double atol) {
+  if (a.size() != b.size()) {
+    return ::testing::AssertionFailure() << "size " << a.size() << " vs " << b.size();
+  }
+  double max_err = 0;
+  long first_bad = -1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    double e = std::fabs(double(a[i]) - double(b[i]));
+    if (!(e <= atol + rtol * std::fabs(double(b[i])))) {  // also catches NaN
+      if (first_bad < 0) first_bad = long(i);
+    }
+    if (e > max_err || std::isnan(e)) max_err = e;
+  }
+  if (first_bad < 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "first bad index " << first_bad << ": " << a[first_bad] << " vs " << b[first_bad]
+         << ", max abs error " << max_err << " (rtol " << rtol << ", atol " << atol << ")";
+}
+
+}  // namespace moa::test

@@ -1,0 +1,31 @@
+// Helpers shared by the tests: run the `moa` binary, temp dirs, comparisons that report the
+// first bad index and the max error.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+
+namespace moa::test {
+
+struct RunResult {
+  int status = -1;  // exit status
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `moa <args>` (args are passed through a shell, quote as needed).
+RunResult run_moa(const std::string& args);
+
+// A fresh directory under the build's temp area, removed by the caller or left for debugging.
+std::filesystem::path temp_dir(const std::string& name);
+
+// Compares a against b elementwise with |a-b| <= atol + rtol*|b|. On failure the assertion message
+// names the first bad index, both values and the max abs error.
+::testing::AssertionResult all_close(std::span<const float> a, std::span<const float> b,
+                                     double rtol, double atol);
+
+}  // namespace moa::test

@@ -1,0 +1,104 @@
+// moa generate: prefill the prompt, then sample up to -n tokens, streaming text to stdout.
+#include <chrono>
+#include <cstdio>
+
+#include "command.h"
+#include "common.h"
+#include "moa/error.h"
+#include "moa/forward.h"
+#include "moa/sampler.h"
+#include "moa/tokenizer.h"
+
+namespace moa::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string dir, prompt, file;
+  int64_t n = 128;
+  float temp = 0.0f, top_p = 1.0f;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool json = false, ignore_eos = false;
+  AttentionOptions attn;
+};
+
+void run(const GenerateOptions& o) {
+  set_threads(o.threads);
+  std::string text = read_prompt(o.prompt, o.file);
+  Model model = Model::load(o.dir);
+  auto tok = Tokenizer::load(o.dir);
+  std::vector<int32_t> ids = tok->encode(text, true);
+  if (ids.empty()) input_error("the prompt is empty (give text with -p or -f)");
+  const int64_t n_ctx = int64_t(ids.size()) + o.n;
+  if (n_ctx > model.cfg.max_position) {
+    input_error("{}: prompt of {} tokens + {} to generate exceeds the model's context of {} "
+                "(max_position_embeddings); shorten the prompt or lower -n",
+                o.dir, ids.size(), o.n, model.cfg.max_position);
+  }
+  for (int32_t id : ids) {
+    if (id >= model.cfg.vocab) {
+      input_error("{}: tokenizer gives id {} but the model's vocab_size is {}", o.dir, id, model.cfg.vocab);
+    }
+  }
+  Session session(model, make_attention_spec(model.cfg, n_ctx, o.attn));
+  Sampler sampler(o.temp, o.top_p, o.seed);
+  auto eos = tok->eos_ids();
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<float> logits = session.prefill(ids);
+  auto t1 = std::chrono::steady_clock::now();
+  std::vector<int32_t> out;
+  std::string out_text;
+  int32_t prev = ids.back();
+  for (int64_t i = 0; i < o.n; ++i) {
+    int32_t next = sampler.sample(logits);
+    if (!o.ignore_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) break;
+    out.push_back(next);
+    std::string piece = tok->token_bytes(next, prev);
+    prev = next;
+    if (!o.json) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+    if (i + 1 < o.n) logits = session.decode(next);
+  }
+  auto t2 = std::chrono::steady_clock::now();
+  const double pre_s = std::chrono::duration<double>(t1 - t0).count();
+  const double dec_s = std::chrono::duration<double>(t2 - t1).count();
+  std::fprintf(stderr, "\ngenerate: prompt %zu tokens in %.3f s (%.1f tok/s), %zu tokens in %.3f s "
+               "(%.1f tok/s), KV cache %.2f MiB\n",
+               ids.size(), pre_s, double(ids.size()) / pre_s, out.size(), dec_s,
+               out.empty() ? 0.0 : double(out.size()) / dec_s,
+               double(session.cache().bytes()) / (1 << 20));
+  if (o.json) {
+    print_json({{"text", tok->decode(out)},
+                {"tokens", out.size()},
+                {"prompt_tokens", ids.size()},
+                {"ids", out},
+                {"prefill_s", pre_s},
+                {"decode_s", dec_s},
+                {"kv_bytes", session.cache().bytes()}});
+  } else {
+    std::printf("\n");
+  }
+}
+
+void setup(CLI::App& app) {
+  auto o = std::make_shared<GenerateOptions>();
+  app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  app.add_option("-p,--prompt", o->prompt, "prompt text");
+  app.add_option("-f,--file", o->file, "prompt file");
+  app.add_option("-n,--n-predict", o->n, "tokens to generate")->check(CLI::NonNegativeNumber);
+  app.add_option("--temp", o->temp, "temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-p", o->top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--seed", o->seed, "sampling seed");
+  app.add_flag("--ignore-eos", o->ignore_eos, "keep generating after an end-of-sequence token");
+  app.add_flag("--json", o->json, "print one JSON object");
+  add_threads_option(app, o->threads);
+  add_attention_options(app, o->attn);
+  app.callback([o] { run(*o); });
+}
+
+MOA_COMMAND("generate", "generate a continuation of a prompt", setup);
+
+}  // namespace
+}  // namespace moa::cli

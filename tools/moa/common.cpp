@@ -1,0 +1,50 @@
+#include "common.h"
+
+#include <sys/resource.h>
+
+#include <cstdio>
+
+#include "moa/error.h"
+#include "moa/file_io.h"
+#include "moa/forward.h"
+
+namespace moa::cli {
+
+void add_attention_options(CLI::App& app, AttentionOptions& o) {
+  app.add_option("--plan", o.plan, "MoA plan JSON (reference or moa-plan/1 form)");
+  app.add_option("--streaming", o.streaming, "StreamingLLM: uniform span giving this KV density");
+  app.add_option("--h2o", o.h2o, "H2O: heavy hitters + recent window at this KV budget");
+  app.add_option("--sink", o.sink, "sink tokens per head (default 64)");
+}
+
+void add_threads_option(CLI::App& app, int& threads) {
+  app.add_option("--threads,-t", threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+AttentionSpec make_attention_spec(const ModelConfig& c, int64_t n_ctx, const AttentionOptions& o) {
+  int chosen = int(!o.plan.empty()) + int(o.streaming >= 0) + int(o.h2o >= 0);
+  if (chosen > 1) input_error("--plan, --streaming and --h2o are exclusive; choose one");
+  if (chosen == 0) return AttentionSpec::dense(c.layers, c.heads, c.kv_heads, c.head_dim, n_ctx);
+  input_error("sparse attention (--plan/--streaming/--h2o) is not available in this build yet");
+}
+
+std::string read_prompt(const std::string& text, const std::string& file) {
+  if (!text.empty() && !file.empty()) input_error("give the prompt with -p or -f, not both");
+  if (!file.empty()) return read_text(file);
+  return text;
+}
+
+void print_json(const nlohmann::json& j) {
+  std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+int64_t peak_rss_bytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return int64_t(ru.ru_maxrss) * 1024;
+}
+
+}  // namespace moa::cli

@@ -1,0 +1,56 @@
+// `moa`: the command line. Errors in user input end here as one line on stderr and exit 2.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "command.h"
+#include "moa/error.h"
+
+namespace moa::cli {
+std::vector<Command>& registry() {
+  static std::vector<Command> r;
+  return r;
+}
+}  // namespace moa::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"moa: MoA.cpp, long-context inference with Mixture of Sparse Attention"};
+  app.require_subcommand(1);
+  // "plan check" registers under a group command "plan", created on first use.
+  for (auto& cmd : moa::cli::registry()) {
+    CLI::App* parent = &app;
+    std::string name = cmd.name;
+    if (auto sp = name.find(' '); sp != std::string::npos) {
+      std::string group = name.substr(0, sp);
+      name = name.substr(sp + 1);
+      CLI::App* g = nullptr;
+      for (CLI::App* s : app.get_subcommands({})) {
+        if (s->get_name() == group) g = s;
+      }
+      if (!g) {
+        g = app.add_subcommand(group, group + " commands");
+        g->require_subcommand(1);
+      }
+      parent = g;
+    }
+    CLI::App* sub = parent->add_subcommand(name, cmd.help);
+    cmd.setup(*sub);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  } catch (const moa::InputError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory (try a shorter context, a smaller batch or a smaller model)\n");
+    return 2;
+  }
+  return 0;
+}
