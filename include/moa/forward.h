@@ -43,9 +43,6 @@ class Session {
   RopeTable rope_;
 };
 
-// y (T, out) = x (T, in) W^T (+ b); W: (out, in)
-void linear(const float* x, const float* W, const float* b, int64_t T, int64_t in, int64_t out,
-            float* y);
 // x (T, C) -> y (T, C), RMSNorm with weight w
 void rms_norm(const float* x, const float* w, int64_t T, int64_t C, double eps, float* y);
 // logits (T, V) of final-normed hidden rows (T, C)

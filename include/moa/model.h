@@ -1,4 +1,4 @@
-// A Llama-family model's weights in f32 (converted from F32/F16/BF16 safetensors at load).
+// A Llama-family model's weights: matrices in their checkpoint dtype, norms and biases in f32.
 #pragma once
 
 #include <cstdint>
@@ -7,34 +7,35 @@
 
 #include "moa/config.h"
 #include "moa/safetensors.h"
+#include "moa/weight.h"
 
 namespace moa {
 
 struct LayerWeights {
   std::vector<float> attn_norm;       // (C)
-  std::vector<float> wq, wk, wv, wo;  // (H*D, C) (G*D, C) (G*D, C) (C, H*D)
+  Weight wq, wk, wv, wo;              // (H*D, C) (G*D, C) (G*D, C) (C, H*D)
   std::vector<float> bq, bk, bv, bo;  // (H*D) (G*D) (G*D) (C), empty when absent
   std::vector<float> mlp_norm;        // (C)
-  std::vector<float> w_gate, w_up;    // (F, C)
-  std::vector<float> w_down;          // (C, F)
+  Weight w_gate, w_up;                // (F, C)
+  Weight w_down;                      // (C, F)
   std::vector<float> b_gate, b_up, b_down;  // empty unless mlp_bias
 };
 
 struct Model {
   ModelConfig cfg;
-  std::vector<float> embed;       // (V, C)
+  Weight embed;                   // (V, C)
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;  // (C)
-  std::vector<float> lm_head;     // (V, C); empty when tied to embed
+  Weight lm_head;                 // (V, C); empty when tied to embed
   DType stored_dtype = DType::kF32;  // dtype of the checkpoint's weights (informational)
 
-  const float* head_weights() const { return lm_head.empty() ? embed.data() : lm_head.data(); }
+  const Weight& head_weights() const { return lm_head.empty() ? embed : lm_head; }
   int64_t param_count() const;
 
   // Loads config.json + safetensors from a checkpoint directory. Every missing tensor or wrong
   // shape is an InputError naming the file and tensor.
   static Model load(const std::filesystem::path& dir);
-  // Random weights ~ N(0, std) (norms = 1, biases = 0), deterministic in seed.
+  // Random f32 weights ~ N(0, std) (norms = 1, biases = 0), deterministic in seed.
   static Model random(const ModelConfig& cfg, uint64_t seed, float std = 0.02f);
   // Writes config.json and model.safetensors (atomically) in the given dtype.
   void save(const std::filesystem::path& dir, DType dtype) const;

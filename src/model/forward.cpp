@@ -1,6 +1,5 @@
 #include "moa/forward.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -76,21 +75,6 @@ void RopeTable::apply(float* x, int64_t rows, int64_t heads, int64_t pos0) const
   }
 }
 
-void linear(const float* x, const float* W, const float* b, int64_t T, int64_t in, int64_t out,
-            float* y) {
-  if (T == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(out), int(in), 1.0f, W, int(in), x, 1, 0.0f, y, 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(out), int(in), 1.0f, x,
-                int(in), W, int(in), 0.0f, y, int(out));
-  }
-  if (b) {
-    for (int64_t t = 0; t < T; ++t) {
-      for (int64_t o = 0; o < out; ++o) y[t * out + o] += b[o];
-    }
-  }
-}
-
 void rms_norm(const float* x, const float* w, int64_t T, int64_t C, double eps, float* y) {
 #pragma omp parallel for schedule(static) if (T > 8)
   for (int64_t t = 0; t < T; ++t) {
@@ -103,7 +87,7 @@ void rms_norm(const float* x, const float* w, int64_t T, int64_t C, double eps, 
 }
 
 void compute_logits(const Model& m, const float* hidden, int64_t T, float* logits) {
-  linear(hidden, m.head_weights(), nullptr, T, m.cfg.hidden, m.cfg.vocab, logits);
+  matmul(hidden, m.head_weights(), nullptr, T, logits);
 }
 
 double token_nll(const float* logits, int64_t V, int32_t target) {
@@ -146,7 +130,7 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
   std::vector<float> x(size_t(T * C)), xn(size_t(T * C));
   for (int64_t t = 0; t < T; ++t) {
     MOA_CHECK(ids[size_t(t)] >= 0 && ids[size_t(t)] < c.vocab, "token id {}", ids[size_t(t)]);
-    std::memcpy(&x[size_t(t * C)], &model_.embed[size_t(ids[size_t(t)] * C)], size_t(C) * 4);
+    model_.embed.row_f32(ids[size_t(t)], &x[size_t(t * C)]);
   }
   std::vector<float> q(size_t(T * QD)), k(size_t(T * KD)), v(size_t(T * KD)), att(size_t(T * QD));
   std::vector<float> tmp(size_t(std::min(T, kRowChunk) * std::max(C, F)));
@@ -154,22 +138,22 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.layers[size_t(l)];
     rms_norm(x.data(), L.attn_norm.data(), T, C, c.rms_eps, xn.data());
-    linear(xn.data(), L.wq.data(), L.bq.empty() ? nullptr : L.bq.data(), T, C, QD, q.data());
-    linear(xn.data(), L.wk.data(), L.bk.empty() ? nullptr : L.bk.data(), T, C, KD, k.data());
-    linear(xn.data(), L.wv.data(), L.bv.empty() ? nullptr : L.bv.data(), T, C, KD, v.data());
+    matmul(xn.data(), L.wq, L.bq.empty() ? nullptr : L.bq.data(), T, q.data());
+    matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), T, k.data());
+    matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), T, v.data());
     rope_.apply(q.data(), T, H, 0);
     rope_.apply(k.data(), T, G, 0);
     attention_prefill(cache_.spec(), l, q.data(), k.data(), v.data(), T, att.data());
     cache_.store_prefill(l, T, k.data(), v.data());
     for (int64_t r0 = 0; r0 < T; r0 += kRowChunk) {
       const int64_t n = std::min(kRowChunk, T - r0);
-      linear(&att[size_t(r0 * QD)], L.wo.data(), L.bo.empty() ? nullptr : L.bo.data(), n, QD, C, tmp.data());
+      matmul(&att[size_t(r0 * QD)], L.wo, L.bo.empty() ? nullptr : L.bo.data(), n, tmp.data());
       for (int64_t i = 0; i < n * C; ++i) x[size_t(r0 * C + i)] += tmp[size_t(i)];
       rms_norm(&x[size_t(r0 * C)], L.mlp_norm.data(), n, C, c.rms_eps, &xn[size_t(r0 * C)]);
-      linear(&xn[size_t(r0 * C)], L.w_gate.data(), L.b_gate.empty() ? nullptr : L.b_gate.data(), n, C, F, tmp.data());
-      linear(&xn[size_t(r0 * C)], L.w_up.data(), L.b_up.empty() ? nullptr : L.b_up.data(), n, C, F, up.data());
+      matmul(&xn[size_t(r0 * C)], L.w_gate, L.b_gate.empty() ? nullptr : L.b_gate.data(), n, tmp.data());
+      matmul(&xn[size_t(r0 * C)], L.w_up, L.b_up.empty() ? nullptr : L.b_up.data(), n, up.data());
       silu_mul(tmp.data(), up.data(), n * F);
-      linear(tmp.data(), L.w_down.data(), L.b_down.empty() ? nullptr : L.b_down.data(), n, F, C, up.data());
+      matmul(tmp.data(), L.w_down, L.b_down.empty() ? nullptr : L.b_down.data(), n, up.data());
       for (int64_t i = 0; i < n * C; ++i) x[size_t(r0 * C + i)] += up[size_t(i)];
     }
   }
@@ -193,26 +177,27 @@ std::vector<float> Session::decode(int32_t id) {
   const int64_t p = pos();
   MOA_CHECK(p < cache_.spec().n_ctx, "decode at {} beyond the cache's {} positions", p, cache_.spec().n_ctx);
   MOA_CHECK(id >= 0 && id < c.vocab, "token id {}", id);
-  std::vector<float> x(model_.embed.begin() + id * C, model_.embed.begin() + (id + 1) * C);
+  std::vector<float> x(static_cast<size_t>(C));
+  model_.embed.row_f32(id, x.data());
   std::vector<float> xn(static_cast<size_t>(C)), q(static_cast<size_t>(QD)), k(static_cast<size_t>(KD)), v(static_cast<size_t>(KD)), att(static_cast<size_t>(QD));
   std::vector<float> gate(static_cast<size_t>(F)), up(static_cast<size_t>(F)), tmp(static_cast<size_t>(C));
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.layers[size_t(l)];
     rms_norm(x.data(), L.attn_norm.data(), 1, C, c.rms_eps, xn.data());
-    linear(xn.data(), L.wq.data(), L.bq.empty() ? nullptr : L.bq.data(), 1, C, QD, q.data());
-    linear(xn.data(), L.wk.data(), L.bk.empty() ? nullptr : L.bk.data(), 1, C, KD, k.data());
-    linear(xn.data(), L.wv.data(), L.bv.empty() ? nullptr : L.bv.data(), 1, C, KD, v.data());
+    matmul(xn.data(), L.wq, L.bq.empty() ? nullptr : L.bq.data(), 1, q.data());
+    matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), 1, k.data());
+    matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), 1, v.data());
     rope_.apply(q.data(), 1, H, p);
     rope_.apply(k.data(), 1, G, p);
     cache_.store(l, p, k.data(), v.data());
     attention_decode(cache_, l, q.data(), p, att.data());
-    linear(att.data(), L.wo.data(), L.bo.empty() ? nullptr : L.bo.data(), 1, QD, C, tmp.data());
+    matmul(att.data(), L.wo, L.bo.empty() ? nullptr : L.bo.data(), 1, tmp.data());
     for (int64_t i = 0; i < C; ++i) x[size_t(i)] += tmp[size_t(i)];
     rms_norm(x.data(), L.mlp_norm.data(), 1, C, c.rms_eps, xn.data());
-    linear(xn.data(), L.w_gate.data(), L.b_gate.empty() ? nullptr : L.b_gate.data(), 1, C, F, gate.data());
-    linear(xn.data(), L.w_up.data(), L.b_up.empty() ? nullptr : L.b_up.data(), 1, C, F, up.data());
+    matmul(xn.data(), L.w_gate, L.b_gate.empty() ? nullptr : L.b_gate.data(), 1, gate.data());
+    matmul(xn.data(), L.w_up, L.b_up.empty() ? nullptr : L.b_up.data(), 1, up.data());
     silu_mul(gate.data(), up.data(), F);
-    linear(gate.data(), L.w_down.data(), L.b_down.empty() ? nullptr : L.b_down.data(), 1, F, C, tmp.data());
+    matmul(gate.data(), L.w_down, L.b_down.empty() ? nullptr : L.b_down.data(), 1, tmp.data());
     for (int64_t i = 0; i < C; ++i) x[size_t(i)] += tmp[size_t(i)];
   }
   cache_.set_length(p + 1);

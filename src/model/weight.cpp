@@ -1,0 +1,168 @@
+#include "moa/weight.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "moa/error.h"
+
+namespace moa {
+
+Weight Weight::from_view(const TensorView& t) {
+  MOA_CHECK(t.shape.size() == 2, "{} is not a matrix", t.name);
+  Weight w;
+  w.dtype = t.dtype;
+  w.rows = t.shape[0];
+  w.cols = t.shape[1];
+  if (t.dtype == DType::kF32) {
+    w.f32.resize(size_t(w.numel()));
+    std::memcpy(w.f32.data(), t.data, t.nbytes);
+  } else {
+    w.half.resize(size_t(w.numel()));
+    std::memcpy(w.half.data(), t.data, t.nbytes);
+  }
+  return w;
+}
+
+Weight Weight::from_f32(std::vector<float> data, int64_t rows, int64_t cols) {
+  MOA_CHECK(int64_t(data.size()) == rows * cols);
+  Weight w;
+  w.rows = rows;
+  w.cols = cols;
+  w.f32 = std::move(data);
+  return w;
+}
+
+namespace {
+
+// 8 lanes of row data as f32.
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p, DType dt) {
+  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if (dt == DType::kF16) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline float load1(const uint16_t* p, DType dt) {
+  return dt == DType::kF16 ? f16_to_f32(*p) : bf16_to_f32(*p);
+}
+
+void convert_rows(const Weight& W, int64_t r0, int64_t n, float* out) {
+  const int64_t C = W.cols;
+  const uint16_t* src = W.half.data() + r0 * C;
+  const int64_t total = n * C;
+  int64_t i = 0;
+  for (; i + 8 <= total; i += 8) _mm256_storeu_ps(out + i, load8(src + i, W.dtype));
+  for (; i < total; ++i) out[i] = load1(src + i, W.dtype);
+}
+
+float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_hadd_ps(lo, lo);
+  return _mm_cvtss_f32(_mm_hadd_ps(lo, lo));
+}
+
+// y[r] = dot(W[r], x) for r in [0, rows): 4 rows at a time share the loads of x.
+template <typename Src>
+void matvec_rows(const Src* w, const float* x, int64_t r0, int64_t r1, int64_t C, DType dt, float* y) {
+  auto ld = [dt](const Src* p) {
+    if constexpr (std::is_same_v<Src, float>) return load8(p);
+    else return load8(p, dt);
+  };
+  auto ld1 = [dt](const Src* p) {
+    if constexpr (std::is_same_v<Src, float>) return *p;
+    else return load1(p, dt);
+  };
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const Src *a = w + r * C, *b = a + C, *c = b + C, *d = c + C;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i = 0;
+    for (; i + 8 <= C; i += 8) {
+      __m256 xv = _mm256_loadu_ps(x + i);
+      s0 = _mm256_fmadd_ps(ld(a + i), xv, s0);
+      s1 = _mm256_fmadd_ps(ld(b + i), xv, s1);
+      s2 = _mm256_fmadd_ps(ld(c + i), xv, s2);
+      s3 = _mm256_fmadd_ps(ld(d + i), xv, s3);
+    }
+    float t0 = hsum(s0), t1 = hsum(s1), t2 = hsum(s2), t3 = hsum(s3);
+    for (; i < C; ++i) {
+      t0 += ld1(a + i) * x[i];
+      t1 += ld1(b + i) * x[i];
+      t2 += ld1(c + i) * x[i];
+      t3 += ld1(d + i) * x[i];
+    }
+    y[r] = t0;
+    y[r + 1] = t1;
+    y[r + 2] = t2;
+    y[r + 3] = t3;
+  }
+  for (; r < r1; ++r) {
+    const Src* a = w + r * C;
+    __m256 s0 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= C; i += 8) s0 = _mm256_fmadd_ps(ld(a + i), _mm256_loadu_ps(x + i), s0);
+    float t0 = hsum(s0);
+    for (; i < C; ++i) t0 += ld1(a + i) * x[i];
+    y[r] = t0;
+  }
+}
+
+void matvec(const float* x, const Weight& W, float* y) {
+  const int64_t R = W.rows, C = W.cols;
+  // Small matrices are not worth waking the thread team for.
+  const bool par = R * C >= (1 << 16);
+#pragma omp parallel if (par)
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int64_t per = (R + nt - 1) / nt;
+    per = (per + 3) / 4 * 4;
+    const int64_t r0 = std::min(R, t * per), r1 = std::min(R, r0 + per);
+    if (W.dtype == DType::kF32) matvec_rows(W.f32.data(), x, r0, r1, C, W.dtype, y);
+    else matvec_rows(W.half.data(), x, r0, r1, C, W.dtype, y);
+  }
+}
+
+}  // namespace
+
+void Weight::row_f32(int64_t r, float* out) const {
+  if (dtype == DType::kF32) std::memcpy(out, f32.data() + r * cols, size_t(cols) * 4);
+  else convert_rows(*this, r, 1, out);
+}
+
+std::vector<float> Weight::to_f32() const {
+  if (dtype == DType::kF32) return f32;
+  std::vector<float> out(static_cast<size_t>(numel()));
+  convert_rows(*this, 0, rows, out.data());
+  return out;
+}
+
+void matmul(const float* x, const Weight& W, const float* b, int64_t T, float* y) {
+  const int64_t in = W.cols, out = W.rows;
+  if (T == 1) {
+    matvec(x, W, y);
+  } else if (W.dtype == DType::kF32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(out), int(in), 1.0f, x,
+                int(in), W.f32.data(), int(in), 0.0f, y, int(out));
+  } else {
+    // Convert panels of output rows to f32 and multiply them; the panel stays in cache-sized
+    // pieces so the conversion costs one pass over the weights per call.
+    const int64_t panel = std::max<int64_t>(64, (int64_t(8) << 20) / (4 * in));
+    std::vector<float> buf(size_t(std::min(panel, out) * in));
+    for (int64_t r0 = 0; r0 < out; r0 += panel) {
+      const int64_t n = std::min(panel, out - r0);
+      convert_rows(W, r0, n, buf.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(n), int(in), 1.0f, x,
+                  int(in), buf.data(), int(in), 0.0f, y + r0, int(out));
+    }
+  }
+  if (b) {
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t o = 0; o < out; ++o) y[t * out + o] += b[o];
+    }
+  }
+}
+
+}  // namespace moa
