@@ -39,8 +39,8 @@ KvCache::KvCache(const AttentionSpec& spec) : spec_(spec) {
       }
       sink = std::min(sink, spec.n_ctx);
       // Never more slots than positions: a head that covers the context is a plain array.
+      // A sink that covers the context leaves no ring (slot() is then never asked past it).
       window = std::min(window, spec.n_ctx - sink);
-      if (window <= 0) window = 1;
       const size_t i = size_t(l * spec.kv_heads + g);
       kv_sink_[i] = sink;
       kv_window_[i] = window;

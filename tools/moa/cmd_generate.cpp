@@ -1,5 +1,7 @@
 // moa generate: prefill the prompt, then sample up to -n tokens, streaming text to stdout.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include "command.h"
@@ -49,7 +51,11 @@ void run(const GenerateOptions& o) {
   std::vector<int32_t> out;
   std::string out_text;
   int32_t prev = ids.back();
+  // Ids past the tokenizer's vocabulary (padding rows of the embedding, or a random model whose
+  // vocab_size exceeds its byte-level tokenizer) can never be decoded: never sample them.
+  const int64_t tok_vocab = std::min<int64_t>(tok->vocab_size(), model.cfg.vocab);
   for (int64_t i = 0; i < o.n; ++i) {
+    std::fill(logits.begin() + tok_vocab, logits.end(), -INFINITY);
     int32_t next = sampler.sample(logits);
     if (!o.ignore_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) break;
     out.push_back(next);

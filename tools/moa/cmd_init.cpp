@@ -20,6 +20,10 @@ struct InitOptions {
 void run(const InitOptions& o) {
   ModelConfig c = ModelConfig::load(o.config);
   DType dt = o.dtype == "bf16" ? DType::kBF16 : o.dtype == "f16" ? DType::kF16 : DType::kF32;
+  if (c.vocab < kByteLevelVocabSize) {
+    input_error("{}: vocab_size is {}, expected at least {} for the byte-level tokenizer that init "
+                "writes", o.config, c.vocab, kByteLevelVocabSize);
+  }
   std::string tok = make_byte_level_tokenizer_json();
   Model m = Model::random(c, o.seed);
   std::filesystem::create_directories(o.out);

@@ -7,6 +7,8 @@
 #include "moa/error.h"
 #include "moa/file_io.h"
 #include "moa/forward.h"
+#include "moa/plan.h"
+#include "moa/spans.h"
 
 namespace moa::cli {
 
@@ -25,7 +27,18 @@ AttentionSpec make_attention_spec(const ModelConfig& c, int64_t n_ctx, const Att
   int chosen = int(!o.plan.empty()) + int(o.streaming >= 0) + int(o.h2o >= 0);
   if (chosen > 1) input_error("--plan, --streaming and --h2o are exclusive; choose one");
   if (chosen == 0) return AttentionSpec::dense(c.layers, c.heads, c.kv_heads, c.head_dim, n_ctx);
-  input_error("sparse attention (--plan/--streaming/--h2o) is not available in this build yet");
+  if (o.h2o >= 0) input_error("--h2o: the H2O policy is not implemented yet (use --plan or --streaming)");
+  Plan plan;
+  if (!o.plan.empty()) {
+    plan = Plan::load(o.plan);
+  } else {
+    if (!(o.streaming > 0 && o.streaming <= 1)) {
+      input_error("--streaming {}: expected a KV density in (0, 1]", o.streaming);
+    }
+    plan = Plan::uniform(c.layers, c.heads, 0.0, o.streaming);
+  }
+  if (o.sink != plan.sink()) plan.set_sink(o.sink);
+  return spec_from_plan(plan, c, n_ctx);
 }
 
 std::string read_prompt(const std::string& text, const std::string& file) {

@@ -10,6 +10,7 @@
 
 #include "moa/kv_cache.h"
 #include "moa/model.h"
+#include "moa/plan.h"
 
 namespace moa::cli {
 
@@ -17,7 +18,7 @@ struct AttentionOptions {
   std::string plan;        // --plan FILE
   double streaming = -1;   // --streaming D
   double h2o = -1;         // --h2o D
-  int64_t sink = 64;       // --sink N
+  int64_t sink = kPlanSink;  // --sink N
 };
 
 void add_attention_options(CLI::App& app, AttentionOptions& o);

@@ -1,0 +1,189 @@
+// Bad checkpoints and bad configs: each class gives one InputError naming the file and the
+// field, and the command line exits 2 with one line on stderr.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "moa/error.h"
+#include "moa/file_io.h"
+#include "moa/model.h"
+#include "moa/safetensors.h"
+#include "test_util.h"
+
+namespace moa {
+namespace {
+
+namespace fs = std::filesystem;
+
+ModelConfig tiny_config() {
+  nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
+                      {"hidden_size", 16},
+                      {"intermediate_size", 24},
+                      {"num_hidden_layers", 1},
+                      {"num_attention_heads", 2},
+                      {"num_key_value_heads", 1},
+                      {"vocab_size", 32},
+                      {"max_position_embeddings", 16}};
+  return ModelConfig::from_json(j, "test");
+}
+
+fs::path make_model(const std::string& name) {
+  fs::path dir = test::temp_dir(name);
+  Model::random(tiny_config(), 1).save(dir, DType::kF32);
+  return dir;
+}
+
+std::string bytes_of(const fs::path& p) { return read_text(p); }
+void put(const fs::path& p, const std::string& s) {
+  std::ofstream f(p, std::ios::binary);
+  f << s;
+}
+
+// Expects Model::load(dir) to throw an InputError whose message contains every needle.
+void expect_load_error(const fs::path& dir, std::vector<std::string> needles) {
+  try {
+    Model::load(dir);
+    ADD_FAILURE() << "no error for " << dir;
+  } catch (const InputError& e) {
+    std::string msg = e.what();
+    for (auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line: " << msg;
+  }
+}
+
+TEST(Loader, RoundTripAllDtypes) {
+  for (DType dt : {DType::kF32, DType::kBF16, DType::kF16}) {
+    fs::path dir = test::temp_dir("rt");
+    Model m = Model::random(tiny_config(), 7);
+    m.save(dir, dt);
+    Model back = Model::load(dir);
+    EXPECT_EQ(back.cfg.hidden, 16);
+    const double tol = dt == DType::kF32 ? 0 : dt == DType::kBF16 ? 1e-2 : 1e-3;
+    EXPECT_EQ(back.layers[0].wq.dtype, dt);
+    EXPECT_TRUE(test::all_close(back.layers[0].wq.to_f32(), m.layers[0].wq.to_f32(), tol, 1e-6));
+    fs::remove_all(dir);
+  }
+}
+
+TEST(Loader, TruncatedFile) {
+  fs::path dir = make_model("trunc");
+  std::string b = bytes_of(dir / "model.safetensors");
+  put(dir / "model.safetensors", b.substr(0, b.size() - 100));
+  expect_load_error(dir, {"model.safetensors", "data_offsets", "truncated"});
+  put(dir / "model.safetensors", b.substr(0, 5));
+  expect_load_error(dir, {"model.safetensors", "truncated"});
+}
+
+TEST(Loader, LyingHeaderLength) {
+  fs::path dir = make_model("lying");
+  std::string b = bytes_of(dir / "model.safetensors");
+  uint64_t len = uint64_t(b.size()) * 2;
+  std::memcpy(b.data(), &len, 8);
+  put(dir / "model.safetensors", b);
+  expect_load_error(dir, {"model.safetensors", "header length"});
+  len = 20;  // cuts the JSON
+  std::memcpy(b.data(), &len, 8);
+  put(dir / "model.safetensors", b);
+  expect_load_error(dir, {"model.safetensors", "JSON"});
+}
+
+// Rewrites the header's JSON through a function, keeping the data.
+void edit_header(const fs::path& file, const std::function<void(nlohmann::json&)>& fn) {
+  std::string b = bytes_of(file);
+  uint64_t len;
+  std::memcpy(&len, b.data(), 8);
+  auto j = nlohmann::json::parse(b.substr(8, len));
+  fn(j);
+  std::string h = j.dump();
+  while (h.size() % 8) h.push_back(' ');
+  uint64_t nl = h.size();
+  std::string out(reinterpret_cast<char*>(&nl), 8);
+  put(file, out + h + b.substr(8 + len));
+}
+
+TEST(Loader, BadOffsetsAndDtype) {
+  fs::path dir = make_model("offsets");
+  edit_header(dir / "model.safetensors", [](nlohmann::json& j) {
+    j["model.norm.weight"]["data_offsets"][1] = j["model.norm.weight"]["data_offsets"][1].get<uint64_t>() + 4;
+  });
+  expect_load_error(dir, {"model.norm.weight", "data_offsets"});
+  dir = make_model("dtype");
+  edit_header(dir / "model.safetensors", [](nlohmann::json& j) { j["model.norm.weight"]["dtype"] = "I8"; });
+  expect_load_error(dir, {"model.norm.weight", "dtype", "I8"});
+}
+
+TEST(Loader, MissingTensorAndWrongShape) {
+  fs::path dir = make_model("missing");
+  edit_header(dir / "model.safetensors", [](nlohmann::json& j) { j.erase("model.layers.0.mlp.up_proj.weight"); });
+  expect_load_error(dir, {"missing tensor", "model.layers.0.mlp.up_proj.weight"});
+  dir = make_model("shape");
+  auto cfg = nlohmann::json::parse(read_text(dir / "config.json"));
+  cfg["intermediate_size"] = 32;
+  put(dir / "config.json", cfg.dump());
+  expect_load_error(dir, {"gate_proj", "shape [24, 16]", "expected [32, 16]"});
+}
+
+TEST(Loader, BadConfig) {
+  fs::path dir = make_model("cfg");
+  auto cfg = nlohmann::json::parse(read_text(dir / "config.json"));
+  put(dir / "config.json", "{\"hidden_size\": 16,");
+  expect_load_error(dir, {"config.json", "invalid JSON"});
+  auto bad = cfg;
+  bad["architectures"] = {"GPT2LMHeadModel"};
+  put(dir / "config.json", bad.dump());
+  expect_load_error(dir, {"config.json", "architectures", "GPT2LMHeadModel"});
+  bad = cfg;
+  bad["num_key_value_heads"] = 3;
+  put(dir / "config.json", bad.dump());
+  expect_load_error(dir, {"config.json", "num_key_value_heads"});
+  bad = cfg;
+  bad.erase("vocab_size");
+  put(dir / "config.json", bad.dump());
+  expect_load_error(dir, {"config.json", "vocab_size"});
+  bad = cfg;
+  bad["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}};
+  put(dir / "config.json", bad.dump());
+  expect_load_error(dir, {"config.json", "rope_scaling", "yarn"});
+}
+
+TEST(Loader, ShardIndexNamesMissingShard) {
+  fs::path dir = make_model("shard");
+  put(dir / "model.safetensors.index.json",
+      R"({"weight_map": {"model.norm.weight": "model-00002-of-00002.safetensors"}})");
+  expect_load_error(dir, {"model.safetensors.index.json", "model-00002-of-00002.safetensors", "missing"});
+}
+
+// The command line turns each into exit status 2 and one line on stderr.
+TEST(LoaderCli, ExitTwoWithOneLine) {
+  fs::path dir = make_model("cli");
+  std::string b = bytes_of(dir / "model.safetensors");
+  put(dir / "model.safetensors", b.substr(0, b.size() / 2));
+  auto r = test::run_moa("info -m " + dir.string() + " --json");
+  // info reads headers only; a truncated data area is caught when the header's offsets are checked.
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_TRUE(r.out.empty());
+  // A text longer than the model's context.
+  dir = make_model("ctx");
+  put(dir / "ids.txt", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20");
+  r = test::run_moa("score -m " + dir.string() + " --ids " + (dir / "ids.txt").string() + " --json");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("exceeds the model's context of 16"), std::string::npos) << r.err;
+  // A token id outside the vocabulary.
+  put(dir / "ids.txt", "1 2 99");
+  r = test::run_moa("score -m " + dir.string() + " --ids " + (dir / "ids.txt").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("ids.txt: token 2 is '99'"), std::string::npos) << r.err;
+  // A checkpoint without tokenizer files still scores ids.
+  put(dir / "ids.txt", "1 2 3 4 5");
+  r = test::run_moa("score -m " + dir.string() + " --ids " + (dir / "ids.txt").string() + " --json");
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tokens"], 4);
+  EXPECT_EQ(j["nll_per_token"].size(), 4u);
+}
+
+}  // namespace
+}  // namespace moa
