@@ -26,7 +26,7 @@ test-slow: build
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (OpenMP's runtime is left to
 # its own devices: LSan would report its thread pool as leaks).
 asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOA_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOA_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest -L unit --output-on-failure -j1

@@ -48,17 +48,37 @@ void attend_row(const float* q, const Segment* segs, int nseg, int64_t D, float 
 
 }  // namespace
 
+// Scores of one query against keys [a, b) of a transposed key panel KT: (D, T). Eight keys per
+// vector, the query broadcast one dimension at a time: no horizontal sums.
+static void scores_transposed(const float* q, const float* KT, int64_t T, int64_t D, int64_t a,
+                              int64_t b, float scale, float* out) {
+  int64_t j = a;
+  for (; j + 8 <= b; j += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t d = 0; d < D; ++d) {
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(q[d]), _mm256_loadu_ps(KT + d * T + j), acc);
+    }
+    _mm256_storeu_ps(out + (j - a), _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+  }
+  for (; j < b; ++j) {
+    float acc = 0;
+    for (int64_t d = 0; d < D; ++d) acc += q[d] * KT[d * T + j];
+    out[j - a] = acc * scale;
+  }
+}
+
 void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
                        const float* v, int64_t T, float* out) {
   const int64_t H = spec.heads, G = spec.kv_heads, D = spec.head_dim, grp = spec.group();
   const float scale = 1.0f / std::sqrt(float(D));
-  // Rows are not contiguous per head (q is (T, H, D)), so keys are gathered per KV head into
-  // contiguous (T, D) panels once and shared by the group's query heads.
-  std::vector<float> kp(size_t(G * T * D)), vp(size_t(G * T * D));
+  // Per KV head, keys transposed into (D, T) panels and values gathered into (T, D) panels, once,
+  // shared by the group's query heads.
+  std::vector<float> kt(static_cast<size_t>(G * D * T)), vp(static_cast<size_t>(G * T * D));
 #pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t g = 0; g < G; ++g) {
-      std::memcpy(&kp[size_t((g * T + t) * D)], k + (t * G + g) * D, size_t(D) * sizeof(float));
+  for (int64_t g = 0; g < G; ++g) {
+    for (int64_t t = 0; t < T; ++t) {
+      const float* kr = k + (t * G + g) * D;
+      for (int64_t d = 0; d < D; ++d) kt[size_t((g * D + d) * T + t)] = kr[d];
       std::memcpy(&vp[size_t((g * T + t) * D)], v + (t * G + g) * D, size_t(D) * sizeof(float));
     }
   }
@@ -70,11 +90,24 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
       for (int64_t i = 0; i < T; ++i) {
         const HeadSpan& sp = spec.span(layer, h);
         const int64_t g = h / grp;
-        const float* K = &kp[size_t(g * T * D)];
+        const float* KT = &kt[size_t(g * D * T)];
         const float* V = &vp[size_t(g * T * D)];
+        const float* qi = q + (i * H + h) * D;
+        float* o = out + (i * H + h) * D;
         VisibleRanges r = visible_ranges(sp, i);
-        Segment segs[2] = {{K, V, r.sink_end}, {K + r.band_begin * D, V + r.band_begin * D, i + 1 - r.band_begin}};
-        attend_row(q + (i * H + h) * D, segs, 2, D, scale, scores.data(), out + (i * H + h) * D);
+        const int64_t n_sink = r.sink_end, n = n_sink + (i + 1 - r.band_begin);
+        scores_transposed(qi, KT, T, D, 0, r.sink_end, scale, scores.data());
+        scores_transposed(qi, KT, T, D, r.band_begin, i + 1, scale, scores.data() + n_sink);
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < n; ++j) mx = std::max(mx, scores[size_t(j)]);
+        float sum = 0;
+        for (int64_t j = 0; j < n; ++j) sum += scores[size_t(j)] = std::exp(scores[size_t(j)] - mx);
+        std::memset(o, 0, size_t(D) * sizeof(float));
+        for (int64_t j = 0; j < n_sink; ++j) simd::axpy(scores[size_t(j)], V + j * D, o, D);
+        for (int64_t j = n_sink; j < n; ++j) {
+          simd::axpy(scores[size_t(j)], V + (r.band_begin + j - n_sink) * D, o, D);
+        }
+        simd::scale(1.0f / sum, o, D);
       }
     }
   }

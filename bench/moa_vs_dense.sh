@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# MoA runtime vs dense, side by side in one run (issue: sparse runtime performance).
+# For each context: dense, StreamingLLM at 50% and 25% KV, and a non-uniform plan at the same
+# densities (half the heads with a long span, half with a short one). Prints a Markdown table of
+# medians (moa bench --repeat) and ratios to dense. Run on a quiet machine: nothing else busy.
+#   usage: bench/moa_vs_dense.sh [MODEL_DIR] [CTX...]     env: THREADS (2) REPEAT (3) GEN (32)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MOA=${MOA:-build/bin/moa}
+THREADS=${THREADS:-2}
+REPEAT=${REPEAT:-3}
+GEN=${GEN:-32}
+MODEL=${1:-}
+shift || true
+CTXS=${*:-2048 8192 32768}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+if [ -z "$MODEL" ]; then
+  MODEL=$TMP/tiny
+  "$MOA" init --config bench/configs/tiny.json --out "$MODEL" --seed 1 >/dev/null 2>&1
+fi
+read -r LAYERS HEADS < <(python3 -c "import json,sys; c=json.load(open('$MODEL/config.json')); print(c['num_hidden_layers'], c['num_attention_heads'])")
+# Non-uniform plans: alternate heads get beta d*1.5 and d*0.5 (mean d), alpha 0.
+for d in 0.5 0.25; do
+  python3 - "$LAYERS" "$HEADS" "$d" > "$TMP/mixed_$d.json" <<'PY'
+import json, sys
+L, H, d = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+betas = [[d * (1.5 if (h + l) % 2 == 0 else 0.5) for h in range(H)] for l in range(L)]
+print(json.dumps({"alphas": [[0] * H for _ in range(L)], "betas": betas}))
+PY
+done
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; threads $THREADS; gen $GEN; repeat $REPEAT (medians)"
+echo "model: $MODEL ($LAYERS layers x $HEADS heads)"
+echo
+echo "| ctx | attention | prefill tok/s | x dense | decode tok/s | x dense | KV MiB | peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|"
+for ctx in $CTXS; do
+  dense_pre=""; dense_dec=""
+  for attn in "dense" "--streaming 0.5" "--plan $TMP/mixed_0.5.json" "--streaming 0.25" "--plan $TMP/mixed_0.25.json"; do
+    a=$attn; [ "$a" = dense ] && a=""
+    j=$("$MOA" bench -m "$MODEL" --ctx "$ctx" --gen "$GEN" --threads "$THREADS" --repeat "$REPEAT" $a --json 2>/dev/null)
+    label=$attn; case $attn in --plan*mixed_0.5*) label="mixed plan 0.5";; --plan*mixed_0.25*) label="mixed plan 0.25";; esac
+    python3 - "$ctx" "$label" "$j" "$dense_pre" "$dense_dec" <<'PY'
+import json, sys
+ctx, label, j, dp, dd = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
+rp = f"{j['prefill_tok_s']/float(dp):.2f}" if dp else "1.00"
+rd = f"{j['decode_tok_s']/float(dd):.2f}" if dd else "1.00"
+print(f"| {ctx} | {label} | {j['prefill_tok_s']:.1f} | {rp} | {j['decode_tok_s']:.1f} | {rd} | {j['kv_bytes']/2**20:.1f} | {j['peak_rss_bytes']/2**20:.0f} |")
+PY
+    if [ "$attn" = dense ]; then
+      dense_pre=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['prefill_tok_s'])" "$j")
+      dense_dec=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['decode_tok_s'])" "$j")
+    fi
+  done
+done
