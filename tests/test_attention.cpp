@@ -4,7 +4,9 @@
 #include <omp.h>
 
 #include <cmath>
+#include <map>
 #include <random>
+#include <set>
 
 #include "moa/attention.h"
 #include "moa/kv_cache.h"
@@ -129,6 +131,101 @@ TEST(KvCache, StoresSinkPlusLargestWindowOfGroup) {
   EXPECT_EQ(c.capacity(0, 0), 64 + 300);
   EXPECT_EQ(c.capacity(0, 1), 1000);  // never more than n_ctx
   EXPECT_EQ(c.bytes(), int64_t((364 + 1000) * 2 * 8 * sizeof(float)));
+}
+
+}  // namespace
+}  // namespace moa
+
+namespace moa {
+namespace {
+
+// H2O against a plain simulation: after a dense prefill each KV head keeps the `heavy` positions
+// with the largest group-summed attention plus the `recent` newest; each decode step adds its
+// probabilities and evicts the lowest score outside the recent window. The kernel's output must
+// equal exact attention over the kept set, and the kept sets must agree.
+TEST(H2O, MatchesSimulation) {
+  std::mt19937 rng(std::random_device{}());
+  const int64_t H = 4, G = 2, D = 8, T = 60, P = 24, grp = H / G;
+  AttentionSpec spec = AttentionSpec::h2o_budget(1, H, G, D, T, 0.25);  // budget 15: 7 heavy, 8 recent
+  ASSERT_TRUE(spec.h2o);
+  auto q = randn(size_t(T * H * D), rng), k = randn(size_t(T * G * D), rng), v = randn(size_t(T * G * D), rng);
+  // Prefill of P positions with column sums.
+  std::vector<float> out(size_t(P * H * D)), cols(size_t(H * P));
+  attention_prefill(spec, 0, q.data(), k.data(), v.data(), P, out.data(), cols.data());
+  auto dense = reference_attention(AttentionSpec::dense(1, H, G, D, T), 0, q, k, v, P);
+  EXPECT_TRUE(test::all_close(out, dense, 1e-4, 1e-5));  // the prompt is attended densely
+  KvCache cache(spec);
+  cache.store_prefill(0, P, k.data(), v.data(), cols.data());
+  // Simulation state: per KV head, kept positions -> per query head score.
+  std::vector<std::map<int64_t, std::vector<double>>> kept(G);
+  for (int64_t g = 0; g < G; ++g) {
+    std::vector<std::pair<double, int64_t>> older;
+    for (int64_t p = 0; p < P - spec.h2o_recent; ++p) {
+      double s = 0;
+      for (int64_t r = 0; r < grp; ++r) s += cols[size_t((g * grp + r) * P + p)];
+      older.push_back({-s, p});
+    }
+    std::sort(older.begin(), older.end());
+    std::vector<int64_t> keep;
+    for (int64_t i = 0; i < spec.h2o_heavy; ++i) keep.push_back(older[size_t(i)].second);
+    for (int64_t p = P - spec.h2o_recent; p < P; ++p) keep.push_back(p);
+    for (int64_t p : keep) {
+      std::vector<double> sc(static_cast<size_t>(grp));
+      for (int64_t r = 0; r < grp; ++r) sc[size_t(r)] = cols[size_t((g * grp + r) * P + p)];
+      kept[size_t(g)][p] = sc;
+    }
+  }
+  auto check_sets = [&](int64_t step) {
+    for (int64_t g = 0; g < G; ++g) {
+      std::set<int64_t> got(cache.h2o_positions(0, g), cache.h2o_positions(0, g) + cache.h2o_filled(0, g));
+      std::set<int64_t> want;
+      for (auto& [p, s] : kept[size_t(g)]) want.insert(p);
+      EXPECT_EQ(got, want) << "kv head " << g << " at step " << step;
+    }
+  };
+  check_sets(P - 1);
+  std::vector<float> o(size_t(H * D));
+  for (int64_t p = P; p < T; ++p) {
+    // Simulated insertion with eviction.
+    for (int64_t g = 0; g < G; ++g) {
+      auto& m = kept[size_t(g)];
+      if (int64_t(m.size()) >= spec.h2o_heavy + spec.h2o_recent) {
+        int64_t victim = -1;
+        double best = 1e300;
+        for (auto& [pp, sc] : m) {
+          if (pp > p - spec.h2o_recent) continue;
+          double s = 0;
+          for (double x : sc) s += x;
+          if (s < best) best = s, victim = pp;
+        }
+        m.erase(victim);
+      }
+      m[p] = std::vector<double>(size_t(grp), 0.0);
+    }
+    cache.store(0, p, &k[size_t(p * G * D)], &v[size_t(p * G * D)]);
+    check_sets(p);
+    attention_decode(cache, 0, &q[size_t(p * H * D)], p, o.data());
+    // Exact attention over the kept set; then add probabilities to the simulated scores.
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t g = h / grp;
+      std::vector<std::pair<int64_t, double>> w;
+      double mx = -1e300;
+      for (auto& [pp, sc] : kept[size_t(g)]) {
+        double s = 0;
+        for (int64_t d = 0; d < D; ++d) s += double(q[size_t((p * H + h) * D + d)]) * k[size_t((pp * G + g) * D + d)];
+        w.push_back({pp, s / std::sqrt(double(D))});
+        mx = std::max(mx, w.back().second);
+      }
+      double sum = 0;
+      for (auto& [pp, s] : w) sum += s = std::exp(s - mx);
+      for (int64_t d = 0; d < D; ++d) {
+        double acc = 0;
+        for (auto& [pp, s] : w) acc += s / sum * v[size_t((pp * G + g) * D + d)];
+        EXPECT_NEAR(o[size_t(h * D + d)], acc, 1e-4) << "pos " << p << " head " << h;
+      }
+      for (auto& [pp, s] : w) kept[size_t(g)][pp][size_t(h % grp)] += s / sum;
+    }
+  }
 }
 
 }  // namespace

@@ -10,12 +10,14 @@ namespace moa {
 
 // Prefill of positions [0, T) of one layer from the fresh (post-RoPE) keys and values.
 // q: (T, H, D)  k, v: (T, G, D)  out: (T, H, D)
+// col_sums (optional, H2O): (H, T), receives each key's attention probability summed over queries.
 void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
-                       const float* v, int64_t T, float* out);
+                       const float* v, int64_t T, float* out, float* col_sums = nullptr);
 
-// One decode step at position `pos` (already stored in the cache).
+// One decode step at position `pos` (already stored in the cache). Under H2O the step's
+// attention probabilities are added to the cache's scores.
 // q: (H, D)  out: (H, D)
-void attention_decode(const KvCache& cache, int64_t layer, const float* q, int64_t pos, float* out);
+void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos, float* out);
 
 // The visible key positions of head span `sp` for a query at position i, as two ranges:
 // [0, sink_end) and [band_begin, i] (band_begin >= sink_end).

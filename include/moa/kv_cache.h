@@ -22,6 +22,14 @@ struct AttentionSpec {
   int64_t layers = 0, heads = 0, kv_heads = 0, head_dim = 0;
   int64_t n_ctx = 0;            // the most positions this cache will ever hold (prompt + budget)
   std::vector<HeadSpan> spans;  // (layers, heads)
+  // H2O policy (spans are then dense: the prompt is attended in full before eviction).
+  bool h2o = false;
+  int64_t h2o_heavy = 0, h2o_recent = 0;
+
+  // H2O at KV density d: a budget of ceil(d * n_ctx) positions per KV head, half heavy hitters
+  // and half recent (the H2O paper's split).
+  static AttentionSpec h2o_budget(int64_t layers, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                  int64_t n_ctx, double density);
 
   static AttentionSpec dense(int64_t layers, int64_t heads, int64_t kv_heads, int64_t head_dim,
                              int64_t n_ctx);
@@ -41,6 +49,7 @@ class KvCache {
   int64_t kv_window(int64_t layer, int64_t g) const { return kv_window_[size_t(layer * spec_.kv_heads + g)]; }
   int64_t capacity(int64_t layer, int64_t g) const { return kv_sink(layer, g) + kv_window(layer, g); }
   // Slot holding position `pos` (which must be stored: a sink position or one of the ring's).
+  // (Window policy only.)
   int64_t slot(int64_t layer, int64_t g, int64_t pos) const {
     const int64_t s = kv_sink(layer, g);
     return pos < s ? pos : s + (pos - s) % kv_window(layer, g);
@@ -55,7 +64,23 @@ class KvCache {
   // k_row, v_row: (G, D) with a row stride of `stride` floats between positions (for batched rows).
   void store(int64_t layer, int64_t pos, const float* k_row, const float* v_row);
   // Stores the positions of a prefill [0, T) whose K/V rows are (T, G*D): only what the cache keeps.
-  void store_prefill(int64_t layer, int64_t T, const float* k, const float* v);
+  // H2O: col_sums (H, T) are each query head's attention probabilities summed over the prompt's
+  // queries; they pick the heavy hitters and seed the scores.
+  void store_prefill(int64_t layer, int64_t T, const float* k, const float* v,
+                     const float* col_sums = nullptr);
+
+  // H2O state per (layer, KV head): filled slots, the position in each slot; per (layer, query
+  // head): the accumulated attention of each slot.
+  bool h2o() const { return spec_.h2o; }
+  int64_t h2o_filled(int64_t layer, int64_t g) const { return filled_[size_t(layer * spec_.kv_heads + g)]; }
+  const int64_t* h2o_positions(int64_t layer, int64_t g) const {
+    return &slot_pos_[size_t(offset_[size_t(layer * spec_.kv_heads + g)] / (2 * spec_.head_dim))];
+  }
+  float* h2o_scores(int64_t layer, int64_t h) {
+    const int64_t g = h / spec_.group();
+    return &slot_score_[size_t(offset_[size_t(layer * spec_.kv_heads + g)] / (2 * spec_.head_dim) * spec_.group() +
+                               (h % spec_.group()) * capacity(layer, g))];
+  }
 
   int64_t bytes() const { return int64_t(data_.size() * sizeof(float)); }
   int64_t length() const { return length_; }  // positions seen so far
@@ -66,6 +91,10 @@ class KvCache {
   std::vector<int64_t> kv_sink_, kv_window_, offset_;
   std::vector<float> data_;
   int64_t length_ = 0;
+  // H2O only: per slot position, per (query head, slot) accumulated score, filled count.
+  std::vector<int64_t> slot_pos_, filled_;
+  std::vector<float> slot_score_;
+  void h2o_store(int64_t layer, int64_t pos, const float* k_row, const float* v_row);
 };
 
 }  // namespace moa

@@ -68,7 +68,7 @@ static void scores_transposed(const float* q, const float* KT, int64_t T, int64_
 }
 
 void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
-                       const float* v, int64_t T, float* out) {
+                       const float* v, int64_t T, float* out, float* col_sums) {
   const int64_t H = spec.heads, G = spec.kv_heads, D = spec.head_dim, grp = spec.group();
   const float scale = 1.0f / std::sqrt(float(D));
   // Per KV head, keys transposed into (D, T) panels and values gathered into (T, D) panels, once,
@@ -82,9 +82,12 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
       std::memcpy(&vp[size_t((g * T + t) * D)], v + (t * G + g) * D, size_t(D) * sizeof(float));
     }
   }
+  if (col_sums) std::memset(col_sums, 0, size_t(H * T) * sizeof(float));
 #pragma omp parallel
   {
     std::vector<float> scores(static_cast<size_t>(T));
+    // Column sums are accumulated per thread and added under a lock once at the end.
+    std::vector<float> my_cols(col_sums ? static_cast<size_t>(H * T) : 0);
 #pragma omp for collapse(2) schedule(dynamic, 16)
     for (int64_t h = 0; h < H; ++h) {
       for (int64_t i = 0; i < T; ++i) {
@@ -108,12 +111,22 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
           simd::axpy(scores[size_t(j)], V + (r.band_begin + j - n_sink) * D, o, D);
         }
         simd::scale(1.0f / sum, o, D);
+        if (col_sums) {
+          float* cs = &my_cols[size_t(h * T)];
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j < n_sink; ++j) cs[j] += scores[size_t(j)] * inv;
+          for (int64_t j = n_sink; j < n; ++j) cs[r.band_begin + j - n_sink] += scores[size_t(j)] * inv;
+        }
       }
+    }
+    if (col_sums) {
+#pragma omp critical
+      for (int64_t i = 0; i < H * T; ++i) col_sums[i] += my_cols[size_t(i)];
     }
   }
 }
 
-void attention_decode(const KvCache& cache, int64_t layer, const float* q, int64_t pos, float* out) {
+void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos, float* out) {
   const AttentionSpec& spec = cache.spec();
   const int64_t H = spec.heads, D = spec.head_dim, grp = spec.group();
   const float scale = 1.0f / std::sqrt(float(D));
@@ -123,10 +136,22 @@ void attention_decode(const KvCache& cache, int64_t layer, const float* q, int64
 #pragma omp for schedule(static)
     for (int64_t h = 0; h < H; ++h) {
       const int64_t g = h / grp;
-      const HeadSpan& sp = spec.span(layer, h);
-      VisibleRanges r = visible_ranges(sp, pos);
       const float* K = cache.k(layer, g);
       const float* V = cache.v(layer, g);
+      if (cache.h2o()) {
+        // Every filled slot, in slot order (softmax does not care which), then the scores.
+        const int64_t n = cache.h2o_filled(layer, g);
+        Segment seg{K, V, n};
+        scores.resize(size_t(n));
+        attend_row(q + h * D, &seg, 1, D, scale, scores.data(), out + h * D);
+        float sum = 0;
+        for (int64_t j = 0; j < n; ++j) sum += scores[size_t(j)];
+        float* acc = cache.h2o_scores(layer, h);
+        for (int64_t j = 0; j < n; ++j) acc[j] += scores[size_t(j)] / sum;
+        continue;
+      }
+      const HeadSpan& sp = spec.span(layer, h);
+      VisibleRanges r = visible_ranges(sp, pos);
       Segment segs[4];
       int nseg = 0;
       // A position range maps to contiguous slots except where the ring wraps.

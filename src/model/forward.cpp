@@ -135,6 +135,7 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
   std::vector<float> q(size_t(T * QD)), k(size_t(T * KD)), v(size_t(T * KD)), att(size_t(T * QD));
   std::vector<float> tmp(size_t(std::min(T, kRowChunk) * std::max(C, F)));
   std::vector<float> up(size_t(std::min(T, kRowChunk) * F));
+  std::vector<float> col_sums(cache_.h2o() ? static_cast<size_t>(H * T) : 0);  // (H, T)
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.layers[size_t(l)];
     rms_norm(x.data(), L.attn_norm.data(), T, C, c.rms_eps, xn.data());
@@ -143,8 +144,9 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
     matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), T, v.data());
     rope_.apply(q.data(), T, H, 0);
     rope_.apply(k.data(), T, G, 0);
-    attention_prefill(cache_.spec(), l, q.data(), k.data(), v.data(), T, att.data());
-    cache_.store_prefill(l, T, k.data(), v.data());
+    attention_prefill(cache_.spec(), l, q.data(), k.data(), v.data(), T, att.data(),
+                      cache_.h2o() ? col_sums.data() : nullptr);
+    cache_.store_prefill(l, T, k.data(), v.data(), cache_.h2o() ? col_sums.data() : nullptr);
     for (int64_t r0 = 0; r0 < T; r0 += kRowChunk) {
       const int64_t n = std::min(kRowChunk, T - r0);
       matmul(&att[size_t(r0 * QD)], L.wo, L.bo.empty() ? nullptr : L.bo.data(), n, tmp.data());

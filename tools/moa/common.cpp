@@ -27,7 +27,10 @@ AttentionSpec make_attention_spec(const ModelConfig& c, int64_t n_ctx, const Att
   int chosen = int(!o.plan.empty()) + int(o.streaming >= 0) + int(o.h2o >= 0);
   if (chosen > 1) input_error("--plan, --streaming and --h2o are exclusive; choose one");
   if (chosen == 0) return AttentionSpec::dense(c.layers, c.heads, c.kv_heads, c.head_dim, n_ctx);
-  if (o.h2o >= 0) input_error("--h2o: the H2O policy is not implemented yet (use --plan or --streaming)");
+  if (o.h2o >= 0) {
+    if (!(o.h2o > 0 && o.h2o <= 1)) input_error("--h2o {}: expected a KV density in (0, 1]", o.h2o);
+    return AttentionSpec::h2o_budget(c.layers, c.heads, c.kv_heads, c.head_dim, n_ctx, o.h2o);
+  }
   Plan plan;
   if (!o.plan.empty()) {
     plan = Plan::load(o.plan);
