@@ -83,6 +83,8 @@ class KvCache {
   }
 
   int64_t bytes() const { return int64_t(data_.size() * sizeof(float)); }
+  // What a cache for this spec would take, without allocating it.
+  static int64_t bytes_for(const AttentionSpec& spec);
   int64_t length() const { return length_; }  // positions seen so far
   void set_length(int64_t n) { length_ = n; }
 

@@ -62,7 +62,8 @@ static void scores_transposed(const float* q, const float* KT, int64_t T, int64_
   }
   for (; j < b; ++j) {
     float acc = 0;
-    for (int64_t d = 0; d < D; ++d) acc += q[d] * KT[d * T + j];
+    // std::fma so that a key scored here rounds exactly as it would in a vector lane above.
+    for (int64_t d = 0; d < D; ++d) acc = std::fma(q[d], KT[d * T + j], acc);
     out[j - a] = acc * scale;
   }
 }
@@ -98,6 +99,9 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
         const float* qi = q + (i * H + h) * D;
         float* o = out + (i * H + h) * D;
         VisibleRanges r = visible_ranges(sp, i);
+        // Adjacent sink and band are one range: a span that covers the row computes exactly
+        // what dense attention computes.
+        if (r.band_begin == r.sink_end) r = {0, 0};
         const int64_t n_sink = r.sink_end, n = n_sink + (i + 1 - r.band_begin);
         scores_transposed(qi, KT, T, D, 0, r.sink_end, scale, scores.data());
         scores_transposed(qi, KT, T, D, r.band_begin, i + 1, scale, scores.data() + n_sink);

@@ -33,15 +33,13 @@ bool AttentionSpec::is_dense() const {
   return true;
 }
 
-KvCache::KvCache(const AttentionSpec& spec) : spec_(spec) {
-  MOA_CHECK(spec.heads % spec.kv_heads == 0 && spec.n_ctx > 0);
-  MOA_CHECK(int64_t(spec.spans.size()) == spec.layers * spec.heads, "{} spans for {}x{} heads",
-            spec.spans.size(), spec.layers, spec.heads);
-  const int64_t n = spec.layers * spec.kv_heads, grp = spec.group();
-  kv_sink_.resize(static_cast<size_t>(n));
-  kv_window_.resize(static_cast<size_t>(n));
-  offset_.resize(static_cast<size_t>(n));
-  int64_t total = 0;
+namespace {
+
+// Per (layer, KV head): the slots the cache holds, as (sink, window).
+std::vector<std::pair<int64_t, int64_t>> kv_layout(const AttentionSpec& spec) {
+  const int64_t grp = spec.group();
+  std::vector<std::pair<int64_t, int64_t>> r;
+  r.reserve(size_t(spec.layers * spec.kv_heads));
   for (int64_t l = 0; l < spec.layers; ++l) {
     for (int64_t g = 0; g < spec.kv_heads; ++g) {
       int64_t sink = 0, window = 1;
@@ -54,15 +52,39 @@ KvCache::KvCache(const AttentionSpec& spec) : spec_(spec) {
         window = spec.h2o_heavy + spec.h2o_recent;
       }
       sink = std::min(sink, spec.n_ctx);
-      // Never more slots than positions: a head that covers the context is a plain array.
-      // A sink that covers the context leaves no ring (slot() is then never asked past it).
+      // Never more slots than positions; a sink that covers the context leaves no ring
+      // (slot() is then never asked past it).
       window = std::min(window, spec.n_ctx - sink);
-      const size_t i = size_t(l * spec.kv_heads + g);
-      kv_sink_[i] = sink;
-      kv_window_[i] = window;
-      offset_[i] = total;
-      total += 2 * (sink + window) * spec.head_dim;
+      r.emplace_back(sink, window);
     }
+  }
+  return r;
+}
+
+}  // namespace
+
+int64_t KvCache::bytes_for(const AttentionSpec& spec) {
+  int64_t slots = 0;
+  for (auto [sink, window] : kv_layout(spec)) slots += sink + window;
+  return slots * 2 * spec.head_dim * int64_t(sizeof(float));
+}
+
+KvCache::KvCache(const AttentionSpec& spec) : spec_(spec) {
+  MOA_CHECK(spec.heads % spec.kv_heads == 0 && spec.n_ctx > 0);
+  MOA_CHECK(int64_t(spec.spans.size()) == spec.layers * spec.heads, "{} spans for {}x{} heads",
+            spec.spans.size(), spec.layers, spec.heads);
+  const int64_t n = spec.layers * spec.kv_heads, grp = spec.group();
+  MOA_CHECK(!spec.h2o || spec.h2o_heavy > 0, "H2O needs heavy slots");
+  kv_sink_.resize(static_cast<size_t>(n));
+  kv_window_.resize(static_cast<size_t>(n));
+  offset_.resize(static_cast<size_t>(n));
+  int64_t total = 0;
+  auto layout = kv_layout(spec);
+  for (size_t i = 0; i < layout.size(); ++i) {
+    kv_sink_[i] = layout[i].first;
+    kv_window_[i] = layout[i].second;
+    offset_[i] = total;
+    total += 2 * (layout[i].first + layout[i].second) * spec.head_dim;
   }
   data_.assign(size_t(total), 0.0f);
   if (spec.h2o) {
