@@ -124,3 +124,40 @@ TEST(ForwardMasked, SinkWindowMatchesPyTorch) {
 
 }  // namespace
 }  // namespace moa
+
+namespace moa {
+namespace {
+
+// A batch of sequences decoding together gives each sequence what it gets alone.
+TEST(ForwardBatch, BatchDecodeEqualsSingle) {
+  Model m = Model::load(kFixtures + "llama_gqa_bf16");
+  const int64_t V = m.cfg.vocab, T = 20;
+  AttentionSpec spec = AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, T);
+  spec.spans[1] = {2, 5};  // one sparse head, so the ring is exercised too
+  const int64_t B = 5;
+  std::vector<std::vector<int32_t>> prompts(B);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < 3 + b; ++t) prompts[size_t(b)].push_back(int32_t((b * 31 + t * 7) % V));
+  }
+  Session batch(m, spec, B);
+  for (int64_t b = 0; b < B; ++b) batch.prefill(prompts[size_t(b)], nullptr, b);
+  std::vector<Session> singles;
+  singles.reserve(B);
+  for (int64_t b = 0; b < B; ++b) {
+    singles.emplace_back(m, spec);
+    singles.back().prefill(prompts[size_t(b)]);
+  }
+  for (int step = 0; step < 8; ++step) {
+    std::vector<int32_t> ids;
+    for (int64_t b = 0; b < B; ++b) ids.push_back(int32_t((step * 13 + b * 5) % V));
+    auto got = batch.decode_batch(ids);
+    for (int64_t b = 0; b < B; ++b) {
+      auto want = singles[size_t(b)].decode(ids[size_t(b)]);
+      EXPECT_TRUE(test::all_close(std::span<const float>(got).subspan(size_t(b * V), size_t(V)), want, 1e-5, 1e-5))
+          << "step " << step << " seq " << b;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moa

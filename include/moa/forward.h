@@ -23,23 +23,30 @@ struct RopeTable {
 // Inverse frequencies (D/2) with the config's scaling applied, as transformers computes them.
 std::vector<double> rope_inv_freq(const ModelConfig& cfg);
 
+// One or more sequences (a batch of B) decoding together: each has its own KV cache built from
+// the same spec; decode steps run the weights once for all of them.
 class Session {
  public:
-  Session(const Model& model, const AttentionSpec& spec);
+  Session(const Model& model, const AttentionSpec& spec, int64_t batch = 1);
 
-  // Runs positions [0, T) from an empty cache. hidden_out (optional): (T, C) final-normed hidden
-  // states, for logits of every position. Returns the logits (V) of the last position.
-  std::vector<float> prefill(const std::vector<int32_t>& ids, std::vector<float>* hidden_out = nullptr);
-  // Runs one token at position pos() and returns its logits (V).
-  std::vector<float> decode(int32_t id);
+  // Runs positions [0, T) of sequence `seq` from an empty cache. hidden_out (optional): (T, C)
+  // final-normed hidden states, for logits of every position. Returns the last position's logits (V).
+  std::vector<float> prefill(const std::vector<int32_t>& ids, std::vector<float>* hidden_out = nullptr,
+                             int64_t seq = 0);
+  // One token for sequence 0 at position pos(); returns its logits (V).
+  std::vector<float> decode(int32_t id) { return decode_batch({id}); }
+  // One token per sequence (ids: (B)), each at its own position; returns logits (B, V).
+  std::vector<float> decode_batch(const std::vector<int32_t>& ids);
 
-  int64_t pos() const { return cache_.length(); }
-  const KvCache& cache() const { return cache_; }
+  int64_t batch() const { return int64_t(caches_.size()); }
+  int64_t pos(int64_t seq = 0) const { return caches_[size_t(seq)].length(); }
+  const KvCache& cache(int64_t seq = 0) const { return caches_[size_t(seq)]; }
+  int64_t kv_bytes() const;  // all sequences
   const Model& model() const { return model_; }
 
  private:
   const Model& model_;
-  KvCache cache_;
+  std::vector<KvCache> caches_;
   RopeTable rope_;
 };
 

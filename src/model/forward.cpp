@@ -113,19 +113,30 @@ void silu_mul(float* gate, const float* up, int64_t n) {
 
 }  // namespace
 
-Session::Session(const Model& model, const AttentionSpec& spec)
-    : model_(model), cache_(spec), rope_(model.cfg, spec.n_ctx) {
+Session::Session(const Model& model, const AttentionSpec& spec, int64_t batch)
+    : model_(model), rope_(model.cfg, spec.n_ctx) {
+  MOA_CHECK(batch >= 1);
+  caches_.reserve(size_t(batch));
+  for (int64_t b = 0; b < batch; ++b) caches_.emplace_back(spec);
   const ModelConfig& c = model.cfg;
   MOA_CHECK(spec.layers == c.layers && spec.heads == c.heads && spec.kv_heads == c.kv_heads &&
             spec.head_dim == c.head_dim);
 }
 
-std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector<float>* hidden_out) {
+int64_t Session::kv_bytes() const {
+  int64_t n = 0;
+  for (auto& c : caches_) n += c.bytes();
+  return n;
+}
+
+std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector<float>* hidden_out,
+                                    int64_t seq) {
+  KvCache& kc = caches_[size_t(seq)];
   const ModelConfig& c = model_.cfg;
   const int64_t T = int64_t(ids.size()), C = c.hidden, F = c.intermediate, H = c.heads,
                 G = c.kv_heads, D = c.head_dim, QD = c.q_dim(), KD = c.kv_dim();
-  MOA_CHECK(pos() == 0, "prefill into a used cache");
-  MOA_CHECK(T > 0 && T <= cache_.spec().n_ctx, "T {} n_ctx {}", T, cache_.spec().n_ctx);
+  MOA_CHECK(kc.length() == 0, "prefill into a used cache");
+  MOA_CHECK(T > 0 && T <= kc.spec().n_ctx, "T {} n_ctx {}", T, kc.spec().n_ctx);
   // x: (T, C) residual stream
   std::vector<float> x(size_t(T * C)), xn(size_t(T * C));
   for (int64_t t = 0; t < T; ++t) {
@@ -135,7 +146,7 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
   std::vector<float> q(size_t(T * QD)), k(size_t(T * KD)), v(size_t(T * KD)), att(size_t(T * QD));
   std::vector<float> tmp(size_t(std::min(T, kRowChunk) * std::max(C, F)));
   std::vector<float> up(size_t(std::min(T, kRowChunk) * F));
-  std::vector<float> col_sums(cache_.h2o() ? static_cast<size_t>(H * T) : 0);  // (H, T)
+  std::vector<float> col_sums(kc.h2o() ? static_cast<size_t>(H * T) : 0);  // (H, T)
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.layers[size_t(l)];
     rms_norm(x.data(), L.attn_norm.data(), T, C, c.rms_eps, xn.data());
@@ -144,9 +155,9 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
     matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), T, v.data());
     rope_.apply(q.data(), T, H, 0);
     rope_.apply(k.data(), T, G, 0);
-    attention_prefill(cache_.spec(), l, q.data(), k.data(), v.data(), T, att.data(),
-                      cache_.h2o() ? col_sums.data() : nullptr);
-    cache_.store_prefill(l, T, k.data(), v.data(), cache_.h2o() ? col_sums.data() : nullptr);
+    attention_prefill(kc.spec(), l, q.data(), k.data(), v.data(), T, att.data(),
+                      kc.h2o() ? col_sums.data() : nullptr);
+    kc.store_prefill(l, T, k.data(), v.data(), kc.h2o() ? col_sums.data() : nullptr);
     for (int64_t r0 = 0; r0 < T; r0 += kRowChunk) {
       const int64_t n = std::min(kRowChunk, T - r0);
       matmul(&att[size_t(r0 * QD)], L.wo, L.bo.empty() ? nullptr : L.bo.data(), n, tmp.data());
@@ -159,7 +170,7 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
       for (int64_t i = 0; i < n * C; ++i) x[size_t(r0 * C + i)] += up[size_t(i)];
     }
   }
-  cache_.set_length(T);
+  kc.set_length(T);
   std::vector<float> logits(size_t(c.vocab));
   if (hidden_out) {
     hidden_out->resize(size_t(T * C));
@@ -172,40 +183,51 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
   return logits;
 }
 
-std::vector<float> Session::decode(int32_t id) {
+std::vector<float> Session::decode_batch(const std::vector<int32_t>& ids) {
   const ModelConfig& c = model_.cfg;
-  const int64_t C = c.hidden, F = c.intermediate, H = c.heads, G = c.kv_heads, QD = c.q_dim(),
-                KD = c.kv_dim();
-  const int64_t p = pos();
-  MOA_CHECK(p < cache_.spec().n_ctx, "decode at {} beyond the cache's {} positions", p, cache_.spec().n_ctx);
-  MOA_CHECK(id >= 0 && id < c.vocab, "token id {}", id);
-  std::vector<float> x(static_cast<size_t>(C));
-  model_.embed.row_f32(id, x.data());
-  std::vector<float> xn(static_cast<size_t>(C)), q(static_cast<size_t>(QD)), k(static_cast<size_t>(KD)), v(static_cast<size_t>(KD)), att(static_cast<size_t>(QD));
-  std::vector<float> gate(static_cast<size_t>(F)), up(static_cast<size_t>(F)), tmp(static_cast<size_t>(C));
+  const int64_t B = int64_t(ids.size()), C = c.hidden, F = c.intermediate, H = c.heads,
+                G = c.kv_heads, QD = c.q_dim(), KD = c.kv_dim();
+  MOA_CHECK(B == batch(), "{} ids for a batch of {}", B, batch());
+  // x: (B, C) residual stream, one row per sequence
+  std::vector<float> x(static_cast<size_t>(B * C));
+  for (int64_t b = 0; b < B; ++b) {
+    const KvCache& kc = caches_[size_t(b)];
+    MOA_CHECK(kc.length() < kc.spec().n_ctx, "decode at {} beyond the cache's {} positions",
+              kc.length(), kc.spec().n_ctx);
+    MOA_CHECK(ids[size_t(b)] >= 0 && ids[size_t(b)] < c.vocab, "token id {}", ids[size_t(b)]);
+    model_.embed.row_f32(ids[size_t(b)], &x[size_t(b * C)]);
+  }
+  std::vector<float> xn(static_cast<size_t>(B * C)), q(static_cast<size_t>(B * QD)),
+      k(static_cast<size_t>(B * KD)), v(static_cast<size_t>(B * KD)), att(static_cast<size_t>(B * QD));
+  std::vector<float> gate(static_cast<size_t>(B * F)), up(static_cast<size_t>(B * F)),
+      tmp(static_cast<size_t>(B * C));
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.layers[size_t(l)];
-    rms_norm(x.data(), L.attn_norm.data(), 1, C, c.rms_eps, xn.data());
-    matmul(xn.data(), L.wq, L.bq.empty() ? nullptr : L.bq.data(), 1, q.data());
-    matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), 1, k.data());
-    matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), 1, v.data());
-    rope_.apply(q.data(), 1, H, p);
-    rope_.apply(k.data(), 1, G, p);
-    cache_.store(l, p, k.data(), v.data());
-    attention_decode(cache_, l, q.data(), p, att.data());
-    matmul(att.data(), L.wo, L.bo.empty() ? nullptr : L.bo.data(), 1, tmp.data());
-    for (int64_t i = 0; i < C; ++i) x[size_t(i)] += tmp[size_t(i)];
-    rms_norm(x.data(), L.mlp_norm.data(), 1, C, c.rms_eps, xn.data());
-    matmul(xn.data(), L.w_gate, L.b_gate.empty() ? nullptr : L.b_gate.data(), 1, gate.data());
-    matmul(xn.data(), L.w_up, L.b_up.empty() ? nullptr : L.b_up.data(), 1, up.data());
-    silu_mul(gate.data(), up.data(), F);
-    matmul(gate.data(), L.w_down, L.b_down.empty() ? nullptr : L.b_down.data(), 1, tmp.data());
-    for (int64_t i = 0; i < C; ++i) x[size_t(i)] += tmp[size_t(i)];
+    rms_norm(x.data(), L.attn_norm.data(), B, C, c.rms_eps, xn.data());
+    matmul(xn.data(), L.wq, L.bq.empty() ? nullptr : L.bq.data(), B, q.data());
+    matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), B, k.data());
+    matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), B, v.data());
+    for (int64_t b = 0; b < B; ++b) {
+      KvCache& kc = caches_[size_t(b)];
+      const int64_t p = kc.length();
+      rope_.apply(&q[size_t(b * QD)], 1, H, p);
+      rope_.apply(&k[size_t(b * KD)], 1, G, p);
+      kc.store(l, p, &k[size_t(b * KD)], &v[size_t(b * KD)]);
+      attention_decode(kc, l, &q[size_t(b * QD)], p, &att[size_t(b * QD)]);
+    }
+    matmul(att.data(), L.wo, L.bo.empty() ? nullptr : L.bo.data(), B, tmp.data());
+    for (int64_t i = 0; i < B * C; ++i) x[size_t(i)] += tmp[size_t(i)];
+    rms_norm(x.data(), L.mlp_norm.data(), B, C, c.rms_eps, xn.data());
+    matmul(xn.data(), L.w_gate, L.b_gate.empty() ? nullptr : L.b_gate.data(), B, gate.data());
+    matmul(xn.data(), L.w_up, L.b_up.empty() ? nullptr : L.b_up.data(), B, up.data());
+    silu_mul(gate.data(), up.data(), B * F);
+    matmul(gate.data(), L.w_down, L.b_down.empty() ? nullptr : L.b_down.data(), B, tmp.data());
+    for (int64_t i = 0; i < B * C; ++i) x[size_t(i)] += tmp[size_t(i)];
   }
-  cache_.set_length(p + 1);
-  rms_norm(x.data(), model_.final_norm.data(), 1, C, c.rms_eps, xn.data());
-  std::vector<float> logits(size_t(c.vocab));
-  compute_logits(model_, xn.data(), 1, logits.data());
+  for (auto& kc : caches_) kc.set_length(kc.length() + 1);
+  rms_norm(x.data(), model_.final_norm.data(), B, C, c.rms_eps, xn.data());
+  std::vector<float> logits(static_cast<size_t>(B * c.vocab));
+  compute_logits(model_, xn.data(), B, logits.data());
   return logits;
 }
 

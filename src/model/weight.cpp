@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <cstring>
 
 #include "moa/error.h"
@@ -37,6 +38,10 @@ Weight Weight::from_f32(std::vector<float> data, int64_t rows, int64_t cols) {
 }
 
 namespace {
+
+// Up to this many rows, matmul streams the weights once through a batched matvec instead of
+// calling sgemm (half-width weights would otherwise be converted to f32 on every call).
+constexpr int64_t kSmallBatch = 8;
 
 // 8 lanes of row data as f32.
 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
@@ -110,6 +115,65 @@ void matvec_rows(const Src* w, const float* x, int64_t r0, int64_t r1, int64_t C
   }
 }
 
+// y[b, r] = dot(W[r], x[b]) for NB inputs at once: each weight row is read once for all of them
+// (decode of a batch is memory bound on the weights, like decode of one sequence).
+template <int NB, typename Src>
+void matvec_batch_rows(const Src* w, const float* x, int64_t r0, int64_t r1, int64_t C, int64_t R,
+                       DType dt, float* y) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const Src* a = w + r * C;
+    __m256 acc[NB];
+    for (int b = 0; b < NB; ++b) acc[b] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= C; i += 8) {
+      __m256 wv;
+      if constexpr (std::is_same_v<Src, float>) wv = load8(a + i);
+      else wv = load8(a + i, dt);
+      for (int b = 0; b < NB; ++b) acc[b] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + b * C + i), acc[b]);
+    }
+    for (int b = 0; b < NB; ++b) {
+      float t = hsum(acc[b]);
+      for (int64_t k = i; k < C; ++k) {
+        float wk;
+        if constexpr (std::is_same_v<Src, float>) wk = a[k];
+        else wk = load1(a + k, dt);
+        t += wk * x[b * C + k];
+      }
+      y[b * R + r] = t;
+    }
+  }
+}
+
+template <int NB>
+void matvec_batch(const float* x, const Weight& W, float* y) {
+  const int64_t R = W.rows, C = W.cols;
+#pragma omp parallel if (R * C >= (1 << 16))
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t per = (R + nt - 1) / nt;
+    const int64_t r0 = std::min(R, t * per), r1 = std::min(R, r0 + per);
+    if (W.dtype == DType::kF32) matvec_batch_rows<NB>(W.f32.data(), x, r0, r1, C, R, W.dtype, y);
+    else matvec_batch_rows<NB>(W.half.data(), x, r0, r1, C, R, W.dtype, y);
+  }
+}
+
+// Up to 8 rows of input through the batched kernel, in groups of at most 4.
+void matvec_small_batch(const float* x, const Weight& W, int64_t T, float* y) {
+  const int64_t C = W.cols, R = W.rows;
+  for (int64_t t0 = 0; t0 < T;) {
+    const int64_t n = std::min<int64_t>(4, T - t0);
+    const float* xs = x + t0 * C;
+    float* ys = y + t0 * R;
+    switch (n) {
+      case 1: matvec_batch<1>(xs, W, ys); break;
+      case 2: matvec_batch<2>(xs, W, ys); break;
+      case 3: matvec_batch<3>(xs, W, ys); break;
+      default: matvec_batch<4>(xs, W, ys); break;
+    }
+    t0 += n;
+  }
+}
+
 void matvec(const float* x, const Weight& W, float* y) {
   const int64_t R = W.rows, C = W.cols;
   // Small matrices are not worth waking the thread team for.
@@ -143,6 +207,8 @@ void matmul(const float* x, const Weight& W, const float* b, int64_t T, float* y
   const int64_t in = W.cols, out = W.rows;
   if (T == 1) {
     matvec(x, W, y);
+  } else if (T <= kSmallBatch) {
+    matvec_small_batch(x, W, T, y);
   } else if (W.dtype == DType::kF32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(out), int(in), 1.0f, x,
                 int(in), W.f32.data(), int(in), 0.0f, y, int(out));

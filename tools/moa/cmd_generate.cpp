@@ -74,7 +74,7 @@ void run(const GenerateOptions& o) {
                "(%.1f tok/s), KV cache %.2f MiB\n",
                ids.size(), pre_s, double(ids.size()) / pre_s, out.size(), dec_s,
                out.empty() ? 0.0 : double(out.size()) / dec_s,
-               double(session.cache().bytes()) / (1 << 20));
+               double(session.kv_bytes()) / (1 << 20));
   if (o.json) {
     print_json({{"text", tok->decode(out)},
                 {"tokens", out.size()},
@@ -82,7 +82,7 @@ void run(const GenerateOptions& o) {
                 {"ids", out},
                 {"prefill_s", pre_s},
                 {"decode_s", dec_s},
-                {"kv_bytes", session.cache().bytes()}});
+                {"kv_bytes", session.kv_bytes()}});
   } else {
     std::printf("\n");
   }
