@@ -1,0 +1,91 @@
+// The command line as users and scripts see it (CLI.md): JSON fields, exit codes, and
+// `moa score --ids` on checkpoints written by an independent safetensors writer against float64
+// PyTorch.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "moa/file_io.h"
+#include "test_util.h"
+
+namespace moa {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json parse_out(const test::RunResult& r) {
+  EXPECT_EQ(r.status, 0) << r.err;
+  return json::parse(r.out);
+}
+
+class ScoreFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ScoreFixture, ScoreIdsMatchesFloat64Reference) {
+  const fs::path dir = fs::path(MOA_TEST_DATA) / "fixtures" / GetParam();
+  json e = json::parse(read_text(dir / "expected.json"));
+  fs::path tmp = test::temp_dir("score");
+  std::string ids;
+  for (auto& id : e["ids"]) ids += std::to_string(id.get<int>()) + " ";
+  write_text_atomic(tmp / "ids.txt", ids);
+  json j = parse_out(test::run_moa("score -m " + dir.string() + " --ids " + (tmp / "ids.txt").string() + " --json"));
+  auto got = j["nll_per_token"].get<std::vector<double>>();
+  auto want = e["nll_per_token"].get<std::vector<double>>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3) << "token " << i + 1;
+  EXPECT_NEAR(j["nll"].get<double>(), e["nll"].get<double>(), 1e-3);
+  EXPECT_NEAR(j["ppl"].get<double>(), std::exp(e["nll"].get<double>()), 1e-2);
+  EXPECT_EQ(j["tokens"].get<size_t>(), want.size());
+  // --from K scores tokens K.. only.
+  j = parse_out(test::run_moa("score -m " + dir.string() + " --ids " + (tmp / "ids.txt").string() + " --from 5 --json"));
+  ASSERT_EQ(j["nll_per_token"].size(), want.size() - 4);
+  EXPECT_NEAR(j["nll_per_token"][0].get<double>(), want[4], 1e-3);
+  fs::remove_all(tmp);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, ScoreFixture,
+                         ::testing::Values("llama_gqa_bf16", "llama_mqa_llama3rope", "qwen2_bias_f16",
+                                           "mistral_f32", "llama_linear_rope"));
+
+// init -> info -> generate -> bench, with the JSON fields of the contract, and every attention.
+TEST(Cli, InitInfoGenerateBench) {
+  fs::path tmp = test::temp_dir("cli");
+  write_text_atomic(tmp / "config.json", R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+    "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+    "vocab_size": 300, "max_position_embeddings": 512})");
+  const std::string m = (tmp / "m").string();
+  auto r = test::run_moa("init --config " + (tmp / "config.json").string() + " --out " + m + " --seed 3 --dtype bf16");
+  ASSERT_EQ(r.status, 0) << r.err;
+  json info = parse_out(test::run_moa("info -m " + m + " --json"));
+  for (auto* k : {"layers", "heads", "kv_heads", "head_dim", "hidden", "vocab", "params"}) {
+    EXPECT_TRUE(info.contains(k)) << k;
+  }
+  EXPECT_EQ(info["kv_heads"], 2);
+  EXPECT_EQ(info["head_dim"], 16);
+  EXPECT_EQ(info["dtypes"].begin().key(), "BF16");
+  for (std::string attn : {"", "--streaming 0.5", "--h2o 0.5", "--sink 8 --streaming 0.3"}) {
+    json g = parse_out(test::run_moa("generate -m " + m + " -p 'hello there' -n 5 --temp 0 --ignore-eos --json " + attn));
+    EXPECT_EQ(g["tokens"], 5) << attn;
+    EXPECT_TRUE(g["text"].is_string());
+    EXPECT_EQ(g["prompt_tokens"], 12) << attn;  // BOS + 11 bytes
+    json b = parse_out(test::run_moa("bench -m " + m + " --ctx 64 --gen 4 --repeat 1 --batch 2 --json " + attn));
+    for (auto* k : {"prefill_tok_s", "decode_tok_s", "kv_bytes", "peak_rss_bytes"}) EXPECT_TRUE(b.contains(k)) << k;
+  }
+  // Greedy generation is deterministic; sampling with a seed is repeatable.
+  auto g1 = parse_out(test::run_moa("generate -m " + m + " -p hi -n 8 --temp 0.9 --top-p 0.9 --seed 7 --ignore-eos --json"));
+  auto g2 = parse_out(test::run_moa("generate -m " + m + " -p hi -n 8 --temp 0.9 --top-p 0.9 --seed 7 --ignore-eos --json"));
+  EXPECT_EQ(g1["ids"], g2["ids"]);
+  // Bad usage: exit 2, one line.
+  for (std::string bad : {"generate -m " + m + " -p hi --streaming 1.5", "generate -m " + m + " -p hi --plan /nonexistent.json",
+                          "generate -m " + m + " -p hi --streaming 0.5 --h2o 0.5", "generate -m " + m + " -p hi -n 600",
+                          "init --config /nonexistent.json --out " + m + "2", std::string("info -m /nonexistent")}) {
+    auto e = test::run_moa(bad);
+    EXPECT_EQ(e.status, 2) << bad << ": " << e.err;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << bad << ": " << e.err;
+  }
+  fs::remove_all(tmp);
+}
+
+}  // namespace
+}  // namespace moa
