@@ -28,14 +28,27 @@ class Tokenizer {
   virtual std::vector<int32_t> encode(const std::string& text, bool add_special) const = 0;
   // Decodes ids to text (HF decode with skip_special_tokens=false semantics, but without BOS
   // duplication quirks): decode(encode(x, false)) == x for any valid UTF-8 x.
+  // Except where the tokenizer itself loses information: an NFC normalizer (Qwen2) gives back
+  // NFC(x), Metaspace with prepend_scheme "first" one leading space less, and lstrip/rstrip added
+  // tokens eat the whitespace beside them. Special tokens decode to their text ("<s>"). The
+  // result is the concatenated token_bytes() with invalid UTF-8 replaced by U+FFFD.
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   // The raw bytes one token contributes when streamed after `prev` (handles SentencePiece's
   // leading-space rule and byte-fallback pieces; may be a partial UTF-8 sequence).
   virtual std::string token_bytes(int32_t id, int32_t prev) const = 0;
 
   virtual int32_t vocab_size() const = 0;
-  virtual int32_t bos_id() const = 0;                     // -1 when none
-  virtual std::vector<int32_t> eos_ids() const = 0;       // generation stops at any of these
+  virtual int32_t bos_id() const = 0;                // -1 when none
+  virtual std::vector<int32_t> eos_ids() const = 0;  // generation stops at any of these
 };
+
+// The byte-level tokenizer.json that `moa init` writes for random-weight checkpoints: token id b
+// is byte b (GPT-2 byte-to-character mapping, no merges), then kByteLevelBosId "<|bos|>" and
+// kByteLevelEosId "<|eos|>". encode(text, true) prepends BOS. Any byte string round-trips, so a
+// model's vocab must be at least kByteLevelVocabSize.
+inline constexpr int32_t kByteLevelBosId = 256;
+inline constexpr int32_t kByteLevelEosId = 257;
+inline constexpr int32_t kByteLevelVocabSize = 258;
+std::string make_byte_level_tokenizer_json();
 
 }  // namespace moa
