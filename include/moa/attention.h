@@ -14,6 +14,12 @@ namespace moa {
 void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
                        const float* v, int64_t T, float* out, float* col_sums = nullptr);
 
+// Tiled forward (flash-attention style) used by prefill and training: q (T,H,D)  k,v (T,G,D)
+// out (T,H,D)  lse (H,T) = per-row log-sum-exp, for the backward.
+constexpr int64_t kAttnTile = 64;
+void attention_forward(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
+                       const float* v, int64_t T, float* out, float* lse, int64_t tile = kAttnTile);
+
 // One decode step at position `pos` (already stored in the cache). Under H2O the step's
 // attention probabilities are added to the cache's scores.
 // q: (H, D)  out: (H, D)

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "moa/forward.h"
+#include "moa/attention.h"
 #include "moa/kv_cache.h"
 #include "moa/model.h"
 #include "moa/weight.h"
@@ -84,9 +85,6 @@ void cross_entropy_backward(const float* logits, const int32_t* targets, const f
 // (j < sink_h or i - j < window_h)) and GQA (query head h reads KV head h / (H / G)).
 // q: (T, H, D)  k, v: (T, G, D)  out: (T, H, D)  lse: (H, T) log-sum-exp of each scaled score row.
 // `tile` is the square tile edge (tests use small tiles to cross tile edges with small T).
-constexpr int64_t kAttnTile = 64;
-void attention_forward(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
-                       const float* v, int64_t T, float* out, float* lse, int64_t tile = kAttnTile);
 // dq (T, H, D) += ..., dk, dv (T, G, D) += ...  given dout (T, H, D) and the forward's out, lse.
 // Two passes, both recomputing P tile by tile: (head, query tile) units own dq rows, (KV head,
 // key tile) units own dk/dv rows: no atomics, the result does not depend on the thread count.

@@ -71,6 +71,13 @@ static void scores_transposed(const float* q, const float* KT, int64_t T, int64_
 void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
                        const float* v, int64_t T, float* out, float* col_sums) {
   const int64_t H = spec.heads, G = spec.kv_heads, D = spec.head_dim, grp = spec.group();
+  if (!col_sums) {
+    // The tiled kernel (sgemm per visible tile) is the fast path; the row kernel below stays for
+    // H2O, which needs every probability to sum columns.
+    std::vector<float> lse(static_cast<size_t>(H * T));
+    attention_forward(spec, layer, q, k, v, T, out, lse.data());
+    return;
+  }
   const float scale = 1.0f / std::sqrt(float(D));
   // Per KV head, keys transposed into (D, T) panels and values gathered into (T, D) panels, once,
   // shared by the group's query heads.

@@ -1,5 +1,6 @@
-// Attention forward/backward for training and profiling, flash-attention style: the forward keeps
-// one log-sum-exp per (head, query row); the backward recomputes the probabilities tile by tile.
+// Attention backward for training and profiling, flash-attention style: the forward
+// (src/attention/attention_tiled.cpp) keeps one log-sum-exp per (head, query row); the backward
+// recomputes the probabilities tile by tile.
 // Tiles are multiplied with sgemm (OpenBLAS runs single-threaded inside our OpenMP regions).
 //
 // Mask (DESIGN.md): query i sees key j iff j <= i and (j < sink_h or i - j < window_h), per
@@ -12,114 +13,14 @@
 #include <cstring>
 #include <vector>
 
+#include "attention/attention_tiles.h"
 #include "moa/backward.h"
 #include "moa/error.h"
 
 namespace moa {
 
-namespace {
+using namespace tiles;
 
-inline bool visible(const HeadSpan& sp, int64_t i, int64_t j) {
-  return j <= i && (j < sp.sink || i - j < sp.window);
-}
-
-// Does some query of [i0, i1) see some key of [j0, j1)?
-inline bool tile_visible(const HeadSpan& sp, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  if (j0 > i1 - 1) return false;                           // above the diagonal
-  if (j0 < sp.sink) return true;                           // key j0 seen by query max(i0, j0)
-  return std::max<int64_t>(0, i0 - (j1 - 1)) < sp.window;  // the closest causal pair
-}
-
-// Does every query of [i0, i1) see every key of [j0, j1)? (then no per-entry mask is needed)
-inline bool tile_full(const HeadSpan& sp, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  return j1 - 1 <= i0 && (j1 - 1 < sp.sink || (i1 - 1) - j0 < sp.window);
-}
-
-void check_spec(const AttentionSpec& spec, int64_t layer) {
-  MOA_CHECK(layer >= 0 && layer < spec.layers && spec.heads % spec.kv_heads == 0);
-  MOA_CHECK(int64_t(spec.spans.size()) == spec.layers * spec.heads);
-  for (int64_t h = 0; h < spec.heads; ++h) {
-    const HeadSpan& sp = spec.span(layer, h);
-    // Every query must see at least itself, or its softmax is empty.
-    MOA_CHECK(sp.window >= 1 && sp.sink >= 0, "layer {} head {}: sink {} window {}", layer, h,
-              sp.sink, sp.window);
-  }
-}
-
-// S (bq, bk) = scale * Q K^T with Q rows at q (stride ldq) and K rows at k (stride ldk); entries
-// the mask hides become -inf.
-void scores_tile(const HeadSpan& sp, const float* q, int64_t ldq, const float* k, int64_t ldk,
-                 int64_t i0, int64_t bq, int64_t j0, int64_t bk, int64_t D, float scale,
-                 int64_t tile, float* S) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(bq), int(bk), int(D), scale, q, int(ldq),
-              k, int(ldk), 0.0f, S, int(tile));
-  if (tile_full(sp, i0, i0 + bq, j0, j0 + bk)) return;
-  for (int64_t r = 0; r < bq; ++r) {
-    for (int64_t c = 0; c < bk; ++c) {
-      if (!visible(sp, i0 + r, j0 + c)) S[r * tile + c] = -INFINITY;
-    }
-  }
-}
-
-}  // namespace
-
-void attention_forward(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
-                       const float* v, int64_t T, float* out, float* lse, int64_t tile) {
-  check_spec(spec, layer);
-  const int64_t H = spec.heads, G = spec.kv_heads, D = spec.head_dim, grp = spec.group();
-  const int64_t HD = H * D, GD = G * D, nt = (T + tile - 1) / tile;
-  const float scale = 1.0f / std::sqrt(float(D));
-#pragma omp parallel
-  {
-    // S: (tile, tile) scores then probabilities; acc: (tile, D) unnormalised output
-    std::vector<float> S(static_cast<size_t>(tile * tile)), acc(static_cast<size_t>(tile * D));
-    std::vector<float> m(static_cast<size_t>(tile)), l(static_cast<size_t>(tile));
-#pragma omp for collapse(2) schedule(dynamic, 1)
-    for (int64_t h = 0; h < H; ++h) {
-      for (int64_t qt = 0; qt < nt; ++qt) {
-        const HeadSpan& sp = spec.span(layer, h);
-        const int64_t g = h / grp, i0 = qt * tile, bq = std::min(tile, T - i0);
-        const float* Q = q + i0 * HD + h * D;  // (bq, D), stride HD
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        std::fill(m.begin(), m.end(), -INFINITY);
-        std::fill(l.begin(), l.end(), 0.0f);
-        for (int64_t kt = 0; kt <= qt; ++kt) {
-          const int64_t j0 = kt * tile, bk = std::min(tile, T - j0);
-          if (!tile_visible(sp, i0, i0 + bq, j0, j0 + bk)) continue;
-          scores_tile(sp, Q, HD, k + j0 * GD + g * D, GD, i0, bq, j0, bk, D, scale, tile, S.data());
-          // Online softmax: rescale what was accumulated when the row max grows.
-          for (int64_t r = 0; r < bq; ++r) {
-            float* s = &S[size_t(r * tile)];
-            float mx = -INFINITY;
-            for (int64_t c = 0; c < bk; ++c) mx = std::max(mx, s[c]);
-            if (mx == -INFINITY) {  // this row sees nothing in this tile
-              std::fill(s, s + bk, 0.0f);
-              continue;
-            }
-            const float m_new = std::max(m[size_t(r)], mx);
-            const float corr = std::exp(m[size_t(r)] - m_new);  // 0 on the first visible tile
-            float sum = 0;
-            for (int64_t c = 0; c < bk; ++c) sum += s[c] = std::exp(s[c] - m_new);
-            l[size_t(r)] = l[size_t(r)] * corr + sum;
-            m[size_t(r)] = m_new;
-            if (corr != 1.0f) {
-              for (int64_t d = 0; d < D; ++d) acc[size_t(r * D + d)] *= corr;
-            }
-          }
-          // acc (bq, D) += P (bq, bk) V (bk, D)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(bq), int(D), int(bk), 1.0f,
-                      S.data(), int(tile), v + j0 * GD + g * D, int(GD), 1.0f, acc.data(), int(D));
-        }
-        for (int64_t r = 0; r < bq; ++r) {
-          const float inv = 1.0f / l[size_t(r)];
-          float* o = out + (i0 + r) * HD + h * D;
-          for (int64_t d = 0; d < D; ++d) o[d] = acc[size_t(r * D + d)] * inv;
-          lse[h * T + i0 + r] = m[size_t(r)] + std::log(l[size_t(r)]);
-        }
-      }
-    }
-  }
-}
 
 void attention_backward(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, const float* dout,
