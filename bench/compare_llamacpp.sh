@@ -33,7 +33,7 @@ QUICK="${QUICK:-0}"
 if [[ "$QUICK" == 1 ]]; then
   REPS=1; DEPTHS=(0 2048)
 else
-  REPS=3; DEPTHS=(0 2048 8192)
+  REPS="${REPS:-3}"; DEPTHS=(0 2048 8192)
 fi
 PREFILL=512
 GEN=32
