@@ -57,10 +57,10 @@ inline float load1(const uint16_t* p, DType dt) {
 void convert_rows(const Weight& W, int64_t r0, int64_t n, float* out) {
   const int64_t C = W.cols;
   const uint16_t* src = W.half.data() + r0 * C;
-  const int64_t total = n * C;
-  int64_t i = 0;
-  for (; i + 8 <= total; i += 8) _mm256_storeu_ps(out + i, load8(src + i, W.dtype));
-  for (; i < total; ++i) out[i] = load1(src + i, W.dtype);
+  const int64_t total = n * C, chunks = total / 8;
+#pragma omp parallel for schedule(static) if (total >= (1 << 16))
+  for (int64_t c = 0; c < chunks; ++c) _mm256_storeu_ps(out + 8 * c, load8(src + 8 * c, W.dtype));
+  for (int64_t i = chunks * 8; i < total; ++i) out[i] = load1(src + i, W.dtype);
 }
 
 float hsum(__m256 v) {
@@ -216,7 +216,9 @@ void matmul(const float* x, const Weight& W, const float* b, int64_t T, float* y
     // Convert panels of output rows to f32 and multiply them; the panel stays in cache-sized
     // pieces so the conversion costs one pass over the weights per call.
     const int64_t panel = std::max<int64_t>(64, (int64_t(8) << 20) / (4 * in));
-    std::vector<float> buf(size_t(std::min(panel, out) * in));
+    // Reused across calls: a fresh 8 MB buffer per call cost more in page faults than the copy.
+    static thread_local std::vector<float> buf;
+    if (buf.size() < size_t(std::min(panel, out) * in)) buf.resize(size_t(std::min(panel, out) * in));
     for (int64_t r0 = 0; r0 < out; r0 += panel) {
       const int64_t n = std::min(panel, out - r0);
       convert_rows(W, r0, n, buf.data());

@@ -1,5 +1,8 @@
 // `moa`: the command line. Errors in user input end here as one line on stderr and exit 2.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 
@@ -13,7 +16,25 @@ std::vector<Command>& registry() {
 }
 }  // namespace moa::cli
 
+// Debian's OpenBLAS picks its kernels by CPU model and, in the VMs we run on, chooses its
+// Haswell (AVX2) sgemm on AVX-512 machines: measured 190 vs 340 GFLOP/s at 1024^3 on 2 cores
+// (docs/PERF.md). The core type can only be chosen before the library initialises, so on a CPU
+// with the AVX-512 subsets SkylakeX kernels need, we set OPENBLAS_CORETYPE and re-execute once.
+// Setting OPENBLAS_CORETYPE yourself (e.g. to Haswell) overrides this. The SkylakeX kernels are
+// checked against the reference by the *_skylakex tests.
+static void choose_blas_kernels(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE")) return;
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+      !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq")) {
+    return;
+  }
+  setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+  execv("/proc/self/exe", argv);  // only returns on failure: then run with what we have
+}
+
 int main(int argc, char** argv) {
+  choose_blas_kernels(argv);
   CLI::App app{"moa: MoA.cpp, long-context inference with Mixture of Sparse Attention"};
   app.require_subcommand(1);
   // "plan check" registers under a group command "plan", created on first use.
