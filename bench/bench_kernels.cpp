@@ -29,8 +29,8 @@ void BM_MemoryRead(benchmark::State& st) {
   const size_t n = size_t(64) << 20;
   std::vector<float> a(n, 1.0f);
   for (auto _ : st) {
-    double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+    float s = 0;
+#pragma omp parallel for simd reduction(+ : s) schedule(static)
     for (size_t i = 0; i < n; ++i) s += a[i];
     benchmark::DoNotOptimize(s);
   }

@@ -134,7 +134,7 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
   KvCache& kc = caches_[size_t(seq)];
   const ModelConfig& c = model_.cfg;
   const int64_t T = int64_t(ids.size()), C = c.hidden, F = c.intermediate, H = c.heads,
-                G = c.kv_heads, D = c.head_dim, QD = c.q_dim(), KD = c.kv_dim();
+                G = c.kv_heads, QD = c.q_dim(), KD = c.kv_dim();
   MOA_CHECK(kc.length() == 0, "prefill into a used cache");
   MOA_CHECK(T > 0 && T <= kc.spec().n_ctx, "T {} n_ctx {}", T, kc.spec().n_ctx);
   // x: (T, C) residual stream
