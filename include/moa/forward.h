@@ -50,8 +50,9 @@ class Session {
   RopeTable rope_;
 };
 
-// x (T, C) -> y (T, C), RMSNorm with weight w
-void rms_norm(const float* x, const float* w, int64_t T, int64_t C, double eps, float* y);
+// x (T, C) -> y (T, C), RMSNorm with weight w; rstd (optional, T): 1 / rms per row, for backward
+void rms_norm(const float* x, const float* w, int64_t T, int64_t C, double eps, float* y,
+              float* rstd = nullptr);
 // logits (T, V) of final-normed hidden rows (T, C)
 void compute_logits(const Model& m, const float* hidden, int64_t T, float* logits);
 // Mean NLL helpers: log-softmax of one row at `target`

@@ -75,13 +75,15 @@ void RopeTable::apply(float* x, int64_t rows, int64_t heads, int64_t pos0) const
   }
 }
 
-void rms_norm(const float* x, const float* w, int64_t T, int64_t C, double eps, float* y) {
+void rms_norm(const float* x, const float* w, int64_t T, int64_t C, double eps, float* y,
+              float* rstd) {
 #pragma omp parallel for schedule(static) if (T > 8)
   for (int64_t t = 0; t < T; ++t) {
     const float* xr = x + t * C;
     double ss = 0;
     for (int64_t i = 0; i < C; ++i) ss += double(xr[i]) * xr[i];
     const float r = float(1.0 / std::sqrt(ss / double(C) + eps));
+    if (rstd) rstd[t] = r;
     for (int64_t i = 0; i < C; ++i) y[t * C + i] = xr[i] * r * w[i];
   }
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "moa/backward.h"
+#include "moa/forward.h"
 #include "moa/error.h"
 
 namespace moa {
@@ -37,15 +38,7 @@ void embedding_backward(const float* dout, const int32_t* ids, int64_t T, int64_
 
 void rmsnorm_forward(const float* x, const float* w, int64_t T, int64_t C, double eps, float* y,
                      float* rstd) {
-#pragma omp parallel for schedule(static) if (T > 8)
-  for (int64_t t = 0; t < T; ++t) {
-    const float* xr = x + t * C;
-    double ss = 0;
-    for (int64_t i = 0; i < C; ++i) ss += double(xr[i]) * xr[i];
-    const float r = float(1.0 / std::sqrt(ss / double(C) + eps));
-    rstd[t] = r;
-    for (int64_t i = 0; i < C; ++i) y[t * C + i] = xr[i] * r * w[i];
-  }
+  rms_norm(x, w, T, C, eps, y, rstd);  // the inference norm, so training and inference agree bitwise
 }
 
 void rmsnorm_backward(const float* dy, const float* x, const float* w, const float* rstd, int64_t T,
