@@ -28,7 +28,6 @@ class TextData : public TrainData {
       auto ids = tok.encode(read_text(f), false);
       tokens_.insert(tokens_.end(), ids.begin(), ids.end());
     }
-    bos_ = tok.bos_id();
   }
   TrainSample sample(uint64_t seed, int64_t step, int64_t index, int64_t T) const override {
     if (int64_t(tokens_.size()) < T + 1) {
@@ -50,7 +49,6 @@ class TextData : public TrainData {
  private:
   std::vector<std::string> files_;
   std::vector<int32_t> tokens_;
-  int32_t bos_ = -1;
 };
 
 // Induction: [random segment of length L][the same segment], loss on predicting the repetition.
