@@ -24,7 +24,11 @@ class TrainData {
   virtual std::string describe() const = 0;
 
   // SPEC: "text:FILE[,FILE...]" (windows of the tokenized files, loss on every token) or
-  // "copy" (induction: a random segment then its repetition, loss on the repetition).
+  // "copy" (induction: a random segment then its repetition, loss on the repetition), or
+  // "retrieval:text=F[+F..],words=DIR,lines=MIN-MAX,queries=K,passkey=P,copy=P,textonly=P,text_weight=W"
+  // (passkey prompts, shuffled-text induction copies and plain text with their probabilities,
+  // LongEval records with up to K questions each otherwise; loss on the answers and W on filler
+  // text; the evaluation stream, step -1, is LongEval and passkey only, with held-out key words).
   // InputError names the spec on anything else.
   static std::unique_ptr<TrainData> from_spec(const std::string& spec, const Tokenizer& tok,
                                               int64_t vocab);

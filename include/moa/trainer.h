@@ -34,6 +34,7 @@ struct TrainResult {
   int64_t steps = 0;
   double loss = 0;          // mean loss of the last step
   double eval_loss = -1;    // last evaluation, -1 if none
+  double eval_token_accuracy = -1;  // greedy accuracy on its weight-1 (answer) tokens
   double tokens_per_s = 0;  // over this run's steps
 };
 

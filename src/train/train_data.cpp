@@ -5,6 +5,7 @@
 
 #include "moa/error.h"
 #include "moa/file_io.h"
+#include "train/train_tasks.h"
 
 namespace moa {
 
@@ -87,7 +88,8 @@ std::unique_ptr<TrainData> TrainData::from_spec(const std::string& spec, const T
     if (files.empty()) input_error("--data {}: expected text:FILE[,FILE...]", spec);
     return std::make_unique<TextData>(files, tok);
   }
-  input_error("--data {}: expected 'copy' or 'text:FILE[,FILE...]'", spec);
+  if (spec.rfind("retrieval:", 0) == 0) return make_retrieval_data(spec.substr(10), tok);
+  input_error("--data {}: expected 'copy', 'text:FILE[,FILE...]' or 'retrieval:KEY=VALUE,...'", spec);
 }
 
 }  // namespace moa

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "moa/trainer.h"
 
 #include <unistd.h>
@@ -108,15 +109,34 @@ std::string fmt_duration(double s) {
   return std::to_string(t) + "s";
 }
 
-double evaluate(const Model& m, const TrainData& data, const TrainOptions& o,
-                const AttentionSpec& spec) {
-  double sum = 0;
+struct EvalResult {
+  double loss = 0;
+  double token_accuracy = 0;  // greedy argmax == target over the fully weighted positions
+};
+
+EvalResult evaluate(const Model& m, const TrainData& data, const TrainOptions& o,
+                    const AttentionSpec& spec) {
+  EvalResult r;
+  int64_t right = 0, counted = 0;
+  std::vector<float> logits;
+  BackwardOptions bo;
+  bo.logits_out = &logits;
+  const int64_t V = m.cfg.vocab;
   for (int64_t i = 0; i < o.eval_samples; ++i) {
     // A fixed held-out stream: step -1 is never a training step.
     TrainSample s = data.sample(o.seed ^ 0x5eed, -1, i, o.seq);
-    sum += forward_backward(m, spec, s.ids, s.mask, nullptr);
+    r.loss += forward_backward(m, spec, s.ids, s.mask, nullptr, bo);
+    // Weight-1 positions are the supervised answers (retrieval data gives filler less weight).
+    for (size_t t = 0; t + 1 < s.ids.size(); ++t) {
+      if (s.mask[t] < 1.0f) continue;
+      const float* row = logits.data() + int64_t(t) * V;
+      right += (std::max_element(row, row + V) - row) == s.ids[t + 1];
+      ++counted;
+    }
   }
-  return sum / double(o.eval_samples);
+  r.loss /= double(o.eval_samples);
+  r.token_accuracy = counted > 0 ? double(right) / double(counted) : 0.0;
+  return r;
 }
 
 }  // namespace
@@ -186,8 +206,11 @@ TrainResult train(Model& model, const TrainData& data, const TrainOptions& o,
                  tty ? "\r" : "", (long long)step + 1, (long long)o.steps, loss, norm, lr,
                  r.tokens_per_s, fmt_duration(eta).c_str(), tty ? "   " : "\n");
     if (o.eval_every > 0 && (step + 1) % o.eval_every == 0) {
-      r.eval_loss = evaluate(model, data, o, spec);
-      std::fprintf(stderr, "%seval at step %lld: loss %.4f\n", tty ? "\n" : "", (long long)step + 1, r.eval_loss);
+      EvalResult e = evaluate(model, data, o, spec);
+      r.eval_loss = e.loss;
+      r.eval_token_accuracy = e.token_accuracy;
+      std::fprintf(stderr, "%seval at step %lld: loss %.4f  token accuracy %.4f\n", tty ? "\n" : "",
+                   (long long)step + 1, e.loss, e.token_accuracy);
     }
     if ((o.save_every > 0 && (step + 1) % o.save_every == 0) || step + 1 == end) {
       save_checkpoint(model, adam, o, step + 1, out, tokenizer_json);

@@ -15,7 +15,7 @@ namespace moa::cli {
 namespace {
 
 struct TrainCliOptions {
-  std::string config, out, tokenizer;
+  std::string config, out, tokenizer, init;
   bool resume = false, json = false;
   int threads = 0;
   TrainOptions t;
@@ -33,8 +33,17 @@ void run(TrainCliOptions& o) {
     }
     model = Model::load(out);
     tok_json = read_text(out / "tokenizer.json");
+  } else if (!o.init.empty()) {
+    // A new run (fresh optimiser and schedule) from trained weights: the next stage of a
+    // curriculum, e.g. a longer --seq.
+    if (!o.config.empty()) input_error("--init and --config exclude each other (the model's config comes from --init)");
+    if (fs::exists(out / "train_state.safetensors")) {
+      input_error("{}: already holds a training run; pass --resume to continue it or choose another --out", o.out);
+    }
+    model = Model::load(o.init);
+    tok_json = o.tokenizer.empty() ? read_text(fs::path(o.init) / "tokenizer.json") : read_text(o.tokenizer);
   } else {
-    if (o.config.empty()) input_error("--config is required unless --resume");
+    if (o.config.empty()) input_error("--config (or --init) is required unless --resume");
     if (fs::exists(out / "train_state.safetensors")) {
       input_error("{}: already holds a training run; pass --resume to continue it or choose another --out", o.out);
     }
@@ -60,7 +69,8 @@ void run(TrainCliOptions& o) {
   TrainResult r = train(model, *data, o.t, out, tok_json, o.resume);
   if (o.json) {
     print_json({{"steps", r.steps}, {"loss", r.loss}, {"tokens_per_s", r.tokens_per_s},
-                {"eval_loss", r.eval_loss}, {"out", o.out}});
+                {"eval_loss", r.eval_loss},
+                {"eval_token_accuracy", r.eval_token_accuracy}, {"out", o.out}});
   } else {
     std::printf("trained %lld steps, loss %.4f, %.0f tokens/s -> %s\n", (long long)r.steps, r.loss,
                 r.tokens_per_s, o.out.c_str());
@@ -70,7 +80,8 @@ void run(TrainCliOptions& o) {
 void setup(CLI::App& app) {
   auto o = std::make_shared<TrainCliOptions>();
   app.add_option("--config", o->config, "config.json of the model to train from scratch");
-  app.add_option("--data", o->t.data, "copy | text:FILE[,FILE...]")->required();
+  app.add_option("--data", o->t.data, "copy | text:FILE[,FILE...] | retrieval:KEY=VALUE,...")->required();
+  app.add_option("--init", o->init, "start from this checkpoint's weights (new optimiser and schedule)");
   app.add_option("--steps", o->t.steps, "total optimiser steps")->required()->check(CLI::PositiveNumber);
   app.add_option("--out", o->out, "checkpoint directory")->required();
   app.add_option("--seed", o->t.seed, "seed for weights and data");

@@ -1,0 +1,230 @@
+// The long-dependency training mix: LongEval records with several questions each, passkey
+// prompts, and English text, at any sequence length. See RetrievalData below for the layout.
+#include <algorithm>
+#include <sstream>
+
+#include "moa/error.h"
+#include "moa/file_io.h"
+#include "moa/tasks.h"
+#include "train/train_tasks.h"
+
+namespace moa {
+
+namespace {
+
+struct Mix {
+  std::vector<std::string> text_files;
+  std::string words_dir;
+  int64_t lines_min = 2, lines_max = 1000;
+  int64_t queries = 8;
+  double p_passkey = 0.1, p_text = 0.1, p_copy = 0.0;
+  double text_weight = 0.1;  // loss weight of text filler around the records
+};
+
+Mix parse_mix(const std::string& spec) {
+  Mix m;
+  std::stringstream ss(spec);
+  std::string kv;
+  auto num = [&](const std::string& k, const std::string& v) {
+    try {
+      size_t used = 0;
+      double d = std::stod(v, &used);
+      if (used == v.size()) return d;
+    } catch (const std::exception&) {
+    }
+    input_error("--data {}: '{}' is '{}', expected a number", spec, k, v);
+  };
+  while (std::getline(ss, kv, ',')) {
+    if (kv.empty()) continue;
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) input_error("--data {}: '{}' is not key=value", spec, kv);
+    std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    if (k == "text") {
+      std::stringstream fs(v);
+      std::string f;
+      while (std::getline(fs, f, '+')) {
+        if (!f.empty()) m.text_files.push_back(f);
+      }
+    } else if (k == "words") {
+      m.words_dir = v;
+    } else if (k == "lines") {
+      auto dash = v.find('-');
+      if (dash == std::string::npos) input_error("--data {}: lines is '{}', expected MIN-MAX", spec, v);
+      m.lines_min = int64_t(num(k, v.substr(0, dash)));
+      m.lines_max = int64_t(num(k, v.substr(dash + 1)));
+      if (m.lines_min < 1 || m.lines_max < m.lines_min) input_error("--data {}: lines '{}' is not 1 <= MIN <= MAX", spec, v);
+    } else if (k == "queries") {
+      m.queries = int64_t(num(k, v));
+      if (m.queries < 1) input_error("--data {}: queries must be >= 1", spec);
+    } else if (k == "passkey") {
+      m.p_passkey = num(k, v);
+    } else if (k == "copy") {
+      m.p_copy = num(k, v);
+    } else if (k == "textonly") {
+      m.p_text = num(k, v);
+    } else if (k == "text_weight") {
+      m.text_weight = num(k, v);
+    } else {
+      input_error("--data {}: unknown key '{}' (expected text, words, lines, queries, passkey, copy, textonly, text_weight)", spec, k);
+    }
+  }
+  if (m.text_files.empty()) input_error("--data {}: needs text=FILE[+FILE...] for the filler", spec);
+  if (m.p_passkey < 0 || m.p_text < 0 || m.p_copy < 0 || m.p_passkey + m.p_text + m.p_copy > 1) {
+    input_error("--data {}: passkey, copy and textonly are probabilities summing to at most 1", spec);
+  }
+  return m;
+}
+
+// Layout of a LongEval sample of T tokens:
+//   BOS [text] prompt(record, question 1) answer 1 {question k answer k} [text]
+// The prompt is tokenized as one string and each answer on its own, exactly as evaluation sees
+// them. Loss weight 1 on answer tokens, text_weight on filler text, 0 on the record (its keys and
+// values are random: nothing to learn there but the template). The record's line count is uniform
+// in [lines_min, lines_max] as far as T allows; half of the samples put the filler after the last
+// answer (so records also start right after BOS, as in evaluation), half before it.
+class RetrievalData : public TrainData {
+ public:
+  RetrievalData(Mix mix, const Tokenizer& tok) : mix_(std::move(mix)), tok_(tok) {
+    words_ = WordLists::load(mix_.words_dir.empty() ? WordLists::default_dir() : std::filesystem::path(mix_.words_dir));
+    for (auto& f : mix_.text_files) {
+      auto ids = tok.encode(read_text(f), false);
+      text_.insert(text_.end(), ids.begin(), ids.end());
+    }
+    if (text_.size() < 8192) input_error("--data: text files hold {} tokens, need at least 8192", text_.size());
+    header_tokens_ = int64_t(tok.encode(longeval_header(), false).size());
+  }
+
+  TrainSample sample(uint64_t seed, int64_t step, int64_t index, int64_t T) const override {
+    std::mt19937_64 rng(sample_seed(seed, step, index));
+    // The held-out stream (step -1, the trainer's evaluation) uses only held-out key words.
+    const KeySplit split = step < 0 ? KeySplit::kHeldOut : KeySplit::kTrain;
+    TrainSample s;
+    s.ids.push_back(tok_.bos_id() >= 0 ? tok_.bos_id() : 0);
+    s.mask.push_back(0.0f);
+    const double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    // The evaluation stream holds retrieval only, so that its token accuracy is answer accuracy.
+    const double p_text = step < 0 ? 0.0 : mix_.p_text, p_copy = step < 0 ? 0.0 : mix_.p_copy;
+    if (u < p_text) {
+      append_text(rng, T - 1, 1.0f, &s);
+    } else if (u < p_text + p_copy) {
+      copy(rng, T, &s);
+    } else if (u < p_text + p_copy + mix_.p_passkey) {
+      passkey(rng, T, &s);
+    } else {
+      longeval(rng, T, split, &s);
+    }
+    MOA_CHECK(int64_t(s.ids.size()) == T, "{} vs {}", s.ids.size(), T);
+    s.mask.back() = 0.0f;
+    return s;
+  }
+
+  std::string describe() const override {
+    return fmt::format("retrieval mix (lines {}-{}, {} queries, passkey {}, copy {}, text {}; {} text tokens)",
+                       mix_.lines_min, mix_.lines_max, mix_.queries, mix_.p_passkey, mix_.p_copy,
+                       mix_.p_text, text_.size());
+  }
+
+ private:
+  // Appends `ids` with loss weight w on predicting each of them.
+  static void append(const std::vector<int32_t>& ids, float w, TrainSample* s) {
+    for (int32_t id : ids) {
+      s->mask.back() = w;  // position t-1 predicts this token
+      s->ids.push_back(id);
+      s->mask.push_back(0.0f);
+    }
+  }
+  void append_text(std::mt19937_64& rng, int64_t n, float w, TrainSample* s) const {
+    if (n <= 0) return;
+    const size_t start = size_t(rng() % uint64_t(text_.size() - size_t(n)));
+    append(std::vector<int32_t>(text_.begin() + int64_t(start), text_.begin() + int64_t(start) + n), w, s);
+  }
+
+  // Induction warm-up: a random stretch of text tokens, then the same stretch again (loss on the
+  // repetition only); the circuit that copies "what followed this context last time" is the one
+  // retrieval needs.
+  void copy(std::mt19937_64& rng, int64_t T, TrainSample* s) const {
+    const int64_t len = (T - 1) / 2;
+    const size_t start = size_t(rng() % uint64_t(text_.size() - size_t(len)));
+    std::vector<int32_t> seg(text_.begin() + int64_t(start), text_.begin() + int64_t(start) + len);
+    std::shuffle(seg.begin(), seg.end(), rng);  // no language statistics to lean on
+    append(seg, 0.0f, s);
+    append(seg, 1.0f, s);
+    append_text(rng, T - int64_t(s->ids.size()), mix_.text_weight, s);
+  }
+
+  void passkey(std::mt19937_64& rng, int64_t T, TrainSample* s) const {
+    // About 26 tokens per filler repeat; shrink until it fits.
+    int64_t repeats = std::max<int64_t>(1, int64_t(rng() % uint64_t(std::max<int64_t>(1, (T - 80) / 26))));
+    const double depth = std::uniform_real_distribution<double>(0, 1)(rng);
+    for (;;) {
+      std::mt19937_64 r2(rng());
+      PasskeyRecord p = make_passkey(r2, repeats, depth);
+      auto prompt = tok_.encode(p.prompt, false);
+      auto answer = tok_.encode(p.answer(), false);
+      const int64_t used = 1 + int64_t(prompt.size() + answer.size());
+      if (used <= T || repeats == 0) {
+        if (used > T) break;  // T too small for any passkey: fall back to text
+        append(prompt, mix_.text_weight, s);
+        append(answer, 1.0f, s);
+        append_text(rng, T - int64_t(s->ids.size()), mix_.text_weight, s);
+        return;
+      }
+      repeats = repeats * 3 / 4;
+    }
+    append_text(rng, T - int64_t(s->ids.size()), 1.0f, s);
+  }
+
+  void longeval(std::mt19937_64& rng, int64_t T, KeySplit split, TrainSample* s) const {
+    // ~18 tokens per line and ~40 per question + answer; the exact fit is checked below.
+    const int64_t fit = std::max<int64_t>(1, (T - 1 - header_tokens_ - 40 * std::min<int64_t>(mix_.queries, 4)) / 18);
+    const int64_t hi = std::min(mix_.lines_max, fit), lo = std::min(mix_.lines_min, hi);
+    int64_t lines = lo + int64_t(rng() % uint64_t(hi - lo + 1));
+    const bool text_first = rng() % 2 == 0;
+    for (;;) {
+      LongEvalRecord r = make_longeval(rng, words_, lines, split);
+      std::vector<std::vector<int32_t>> parts;  // prompt, answer, question, answer, ...
+      parts.push_back(tok_.encode(r.prompt, false));
+      parts.push_back(tok_.encode(r.answer(), false));
+      int64_t used = 1 + int64_t(parts[0].size() + parts[1].size());
+      // Further questions on other lines, in random order, while they fit.
+      std::vector<int64_t> order(static_cast<size_t>(lines));
+      for (int64_t i = 0; i < lines; ++i) order[size_t(i)] = i;
+      std::shuffle(order.begin(), order.end(), rng);
+      for (int64_t i = 0, asked = 1; i < lines && asked < mix_.queries; ++i) {
+        const auto& [key, value] = r.lines[size_t(order[size_t(i)])];
+        if (key == r.key) continue;
+        auto q = tok_.encode(longeval_question(key), false);
+        auto a = tok_.encode("\n" + longeval_line(key, value), false);
+        if (used + int64_t(q.size() + a.size()) > T) break;
+        used += int64_t(q.size() + a.size());
+        parts.push_back(std::move(q));
+        parts.push_back(std::move(a));
+        ++asked;
+      }
+      if (used > T) {
+        MOA_CHECK(lines > 1, "T = {} cannot hold a one-line record", T);
+        lines = std::max<int64_t>(1, lines * 7 / 8);
+        continue;
+      }
+      const int64_t filler = T - used;
+      if (text_first) append_text(rng, filler, mix_.text_weight, s);
+      for (size_t i = 0; i < parts.size(); ++i) append(parts[i], i % 2 == 1 ? 1.0f : 0.0f, s);
+      if (!text_first) append_text(rng, filler, mix_.text_weight, s);
+      return;
+    }
+  }
+
+  Mix mix_;
+  const Tokenizer& tok_;
+  WordLists words_;
+  std::vector<int32_t> text_;
+  int64_t header_tokens_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainData> make_retrieval_data(const std::string& spec, const Tokenizer& tok) {
+  return std::make_unique<RetrievalData>(parse_mix(spec), tok);
+}
+
+}  // namespace moa

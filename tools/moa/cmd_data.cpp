@@ -1,0 +1,82 @@
+// moa data longeval | passkey: long-dependency prompt sets as JSONL (DESIGN.md, "Formats").
+#include <cstdio>
+#include <random>
+#include <sstream>
+
+#include "command.h"
+#include "common.h"
+#include "moa/error.h"
+#include "moa/file_io.h"
+#include "moa/tasks.h"
+
+namespace moa::cli {
+namespace {
+
+struct DataOptions {
+  int64_t lines = 70, samples = 20, repeats = 100;
+  uint64_t seed = 0;
+  std::string split = "heldout", words, out;
+  std::vector<double> depths;
+};
+
+void write_jsonl(const std::string& out, const std::vector<nlohmann::json>& rows) {
+  std::string text;
+  for (const auto& r : rows) text += r.dump() + "\n";
+  write_text_atomic(out, text);
+  std::fprintf(stderr, "wrote %zu records to %s\n", rows.size(), out.c_str());
+}
+
+void run_longeval(const DataOptions& o) {
+  WordLists words = WordLists::load(o.words.empty() ? WordLists::default_dir() : std::filesystem::path(o.words));
+  const KeySplit split = parse_key_split(o.split);
+  std::mt19937_64 rng(o.seed);
+  std::vector<nlohmann::json> rows;
+  for (int64_t i = 0; i < o.samples; ++i) {
+    // Answer positions spread evenly over the record, as the reference's sets are.
+    const int64_t ask = o.samples > 1 ? (i * o.lines) / o.samples : -1;
+    auto j = make_longeval(rng, words, o.lines, split, ask).to_json();
+    j["split"] = o.split;
+    rows.push_back(std::move(j));
+  }
+  write_jsonl(o.out, rows);
+}
+
+void run_passkey(const DataOptions& o) {
+  std::mt19937_64 rng(o.seed);
+  std::vector<double> depths = o.depths;
+  if (depths.empty()) depths = {0.0, 0.25, 0.5, 0.75, 1.0};
+  for (double d : depths) {
+    if (d < 0 || d > 1) input_error("--depths: {} is not in [0, 1]", d);
+  }
+  std::vector<nlohmann::json> rows;
+  for (int64_t i = 0; i < o.samples; ++i) {
+    rows.push_back(make_passkey(rng, o.repeats, depths[size_t(i) % depths.size()]).to_json());
+  }
+  write_jsonl(o.out, rows);
+}
+
+void setup(CLI::App& app) {
+  app.require_subcommand(1);
+  auto o = std::make_shared<DataOptions>();
+  auto* le = app.add_subcommand("longeval", "LongEval line-retrieval prompts in the reference format");
+  le->add_option("--lines", o->lines, "lines per record")->check(CLI::Range(int64_t(1), int64_t(100000)));
+  le->add_option("--samples", o->samples, "records")->check(CLI::Range(int64_t(1), int64_t(10000000)));
+  le->add_option("--seed", o->seed, "random seed");
+  le->add_option("--split", o->split, "key words: heldout (never trained on; default), train or all");
+  le->add_option("--words", o->words, "directory with adjectives.txt and nouns.txt (default data/words)");
+  le->add_option("--out", o->out, "output JSONL")->required();
+  le->callback([o] { run_longeval(*o); });
+
+  auto* pk = app.add_subcommand("passkey", "passkey retrieval prompts (a 5-digit key hidden in filler)");
+  pk->add_option("--repeats", o->repeats, "filler repetitions (~26 tokens each)")->check(CLI::Range(int64_t(0), int64_t(1000000)));
+  pk->add_option("--samples", o->samples, "records")->check(CLI::Range(int64_t(1), int64_t(10000000)));
+  pk->add_option("--depths", o->depths, "relative depths of the key, cycled (default 0,0.25,0.5,0.75,1)")->delimiter(',');
+  pk->add_option("--seed", o->seed, "random seed");
+  pk->add_option("--out", o->out, "output JSONL")->required();
+  pk->callback([o] { run_passkey(*o); });
+}
+
+MOA_COMMAND("data", "generate long-dependency datasets (longeval, passkey)", setup);
+
+}  // namespace
+}  // namespace moa::cli

@@ -1,0 +1,160 @@
+// moa eval retrieval | passkey: greedy retrieval accuracy under the chosen attention (dense,
+// --plan, --streaming, --h2o), from a JSONL file (the reference's LongEval format works
+// unchanged) or generated on the fly. --vs-dense also runs dense on the same items and reports
+// the relative drop.
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <unistd.h>
+
+#include "command.h"
+#include "common.h"
+#include "moa/error.h"
+#include "moa/eval.h"
+#include "moa/forward.h"
+#include "moa/tasks.h"
+
+namespace moa::cli {
+namespace {
+
+struct EvalOptions {
+  std::string dir, data, split = "heldout", words;
+  std::vector<int64_t> lines, repeats;
+  std::vector<double> depths;
+  int64_t samples = 20, max_new = 32;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool json = false, vs_dense = false;
+  AttentionOptions attn;
+};
+
+std::string method_name(const AttentionOptions& a) {
+  if (!a.plan.empty()) return "moa";
+  if (a.streaming >= 0) return "streaming";
+  if (a.h2o >= 0) return "h2o";
+  return "dense";
+}
+
+std::vector<RetrievalItem> longeval_items(const EvalOptions& o) {
+  if (!o.data.empty()) {
+    if (!o.lines.empty()) input_error("give --data or --lines, not both");
+    return load_retrieval_jsonl(o.data);
+  }
+  if (o.lines.empty()) input_error("give --data F.jsonl or --lines N1,N2,.. --samples K");
+  WordLists words = WordLists::load(o.words.empty() ? WordLists::default_dir() : std::filesystem::path(o.words));
+  const KeySplit split = parse_key_split(o.split);
+  std::vector<RetrievalItem> items;
+  for (int64_t n : o.lines) {
+    if (n < 1) input_error("--lines: {} is not a positive line count", n);
+    std::mt19937_64 rng(o.seed * 1000003ULL + uint64_t(n));
+    for (int64_t i = 0; i < o.samples; ++i) {
+      // The asked line sweeps the record evenly, so every depth bucket is covered.
+      const int64_t ask = (i * n) / o.samples;
+      LongEvalRecord r = make_longeval(rng, words, n, split, ask);
+      items.push_back({r.prompt, r.expected_number, n, n > 1 ? double(ask) / double(n - 1) : 0.0});
+    }
+  }
+  return items;
+}
+
+std::vector<RetrievalItem> passkey_items(const EvalOptions& o) {
+  if (!o.data.empty()) return load_retrieval_jsonl(o.data);
+  std::vector<int64_t> repeats = o.repeats.empty() ? std::vector<int64_t>{20, 40, 70} : o.repeats;
+  std::vector<double> depths = o.depths.empty() ? std::vector<double>{0, 0.25, 0.5, 0.75, 1} : o.depths;
+  std::vector<RetrievalItem> items;
+  for (int64_t r : repeats) {
+    if (r < 0) input_error("--repeats: {} is negative", r);
+    std::mt19937_64 rng(o.seed * 1000003ULL + uint64_t(r));
+    for (int64_t i = 0; i < o.samples; ++i) {
+      const double d = depths[size_t(i) % depths.size()];
+      if (d < 0 || d > 1) input_error("--depths: {} is not in [0, 1]", d);
+      PasskeyRecord p = make_passkey(rng, r, d);
+      // num_lines carries the filler repeats so that by_lines groups by length.
+      items.push_back({p.prompt, p.passkey, r, d});
+    }
+  }
+  return items;
+}
+
+void run(const EvalOptions& o, bool passkey) {
+  set_threads(o.threads);
+  Model model = Model::load(o.dir);
+  auto tok = Tokenizer::load(o.dir);
+  auto items = passkey ? passkey_items(o) : longeval_items(o);
+  const bool tty = isatty(fileno(stderr));
+  auto run_one = [&](const AttentionOptions& a, const std::string& label) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = eval_retrieval(model, *tok, items, o.max_new,
+                            [&](int64_t n_ctx) { return make_attention_spec(model.cfg, n_ctx, a); },
+                            [&](int64_t done, int64_t total) {
+                              const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                              if (tty || done == total || done % 20 == 0) {
+                                std::fprintf(stderr, "%seval %s: %lld/%lld  %.2f items/s  ETA %.0fs%s",
+                                             tty ? "\r" : "", label.c_str(), (long long)done, (long long)total,
+                                             double(done) / el, el / double(done) * double(total - done),
+                                             tty && done < total ? "" : "\n");
+                              }
+                            });
+    return r;
+  };
+  const std::string method = method_name(o.attn);
+  RetrievalResult r = run_one(o.attn, method);
+  nlohmann::json j = r.to_json();
+  j["method"] = method;
+  j["task"] = passkey ? "passkey" : "longeval";
+  if (o.attn.streaming >= 0) j["density"] = o.attn.streaming;
+  if (o.attn.h2o >= 0) j["density"] = o.attn.h2o;
+  if (!o.attn.plan.empty()) j["plan"] = o.attn.plan;
+  if (o.vs_dense && method != "dense") {
+    RetrievalResult d = run_one(AttentionOptions{}, "dense");
+    j["dense"] = d.to_json();
+    j["relative_drop"] = d.accuracy() > 0 ? 1.0 - r.accuracy() / d.accuracy() : 0.0;
+  }
+  if (o.json) {
+    print_json(j);
+    return;
+  }
+  std::printf("%s %s: accuracy %.3f (%lld/%lld)\n", j["task"].get<std::string>().c_str(), method.c_str(),
+              r.accuracy(), (long long)r.correct, (long long)r.n);
+  for (const auto& [k, v] : r.by_lines) {
+    std::printf("  %s %5lld: %.3f  (%.0f prompt tokens)\n", passkey ? "repeats" : "lines", (long long)k,
+                double(v.first) / double(v.second), r.mean_prompt_tokens.at(k));
+  }
+  if (j.contains("relative_drop")) {
+    std::printf("  dense %.3f, relative drop %.3f\n", j["dense"]["accuracy"].get<double>(),
+                j["relative_drop"].get<double>());
+  }
+}
+
+void add_common(CLI::App* s, EvalOptions& o) {
+  s->add_option("-m,--model", o.dir, "checkpoint directory")->required();
+  s->add_option("--data", o.data, "JSONL of prompts with expected_number (reference format)");
+  s->add_option("--samples", o.samples, "generated items per length")->check(CLI::Range(int64_t(1), int64_t(1000000)));
+  s->add_option("--seed", o.seed, "seed of generated items");
+  s->add_option("--max-new", o.max_new, "generation budget per answer")->check(CLI::Range(int64_t(1), int64_t(4096)));
+  s->add_flag("--vs-dense", o.vs_dense, "also run dense on the same items and report the relative drop");
+  s->add_flag("--json", o.json, "print one JSON object");
+  add_threads_option(*s, o.threads);
+  add_attention_options(*s, o.attn);
+}
+
+void setup(CLI::App& app) {
+  app.require_subcommand(1);
+  auto o = std::make_shared<EvalOptions>();
+  auto* re = app.add_subcommand("retrieval", "LongEval line retrieval: greedy answer, first integer compared");
+  add_common(re, *o);
+  re->add_option("--lines", o->lines, "generate records with these line counts")->delimiter(',');
+  re->add_option("--split", o->split, "key words of generated records: heldout (default), train, all");
+  re->add_option("--words", o->words, "word lists directory (default data/words)");
+  re->callback([o] { run(*o, false); });
+  auto* pk = app.add_subcommand("passkey", "passkey retrieval: a 5-digit key hidden at a depth in filler text");
+  add_common(pk, *o);
+  pk->add_option("--repeats", o->repeats, "filler repetitions per prompt (~26 tokens each)")->delimiter(',');
+  pk->add_option("--depths", o->depths, "depths of the key, cycled over samples")->delimiter(',');
+  pk->callback([o] { run(*o, true); });
+}
+
+MOA_COMMAND("eval", "evaluate retrieval accuracy (retrieval, passkey)", setup);
+
+}  // namespace
+}  // namespace moa::cli
