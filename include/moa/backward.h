@@ -129,10 +129,18 @@ struct Grads {
 using AttentionHook = std::function<void(int64_t layer, const float* q, const float* k,
                                          const float* v, const float* d_out)>;
 
+// Replaces attention_forward(spec, layer, q, k, v, T, out, lse) in the forward pass, same
+// arguments and outputs. For forward-only losses under an edited attention (the profiler's
+// ablation and finite-difference checks): the backward differentiates the spec's attention, so
+// forward_backward refuses it together with grads or a hook.
+using AttentionForwardFn = std::function<void(int64_t layer, const float* q, const float* k,
+                                              const float* v, int64_t T, float* out, float* lse)>;
+
 struct BackwardOptions {
   AttentionHook hook;                        // optional
   bool recompute_layers = false;             // activation checkpointing (see the memory note above)
   std::vector<float>* logits_out = nullptr;  // optional: (T, V) logits of every position
+  AttentionForwardFn attention_override;     // optional, forward-only (see above)
 };
 
 // Forward pass with saved activations, masked mean cross-entropy, backward.

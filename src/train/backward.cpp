@@ -122,6 +122,7 @@ struct Ctx {
   const AttentionSpec& spec;
   const RopeTable& rope;
   int64_t T;
+  const AttentionForwardFn* attention_override = nullptr;  // null or empty: attention_forward
 };
 
 // x_out (T, C) may be null: then the MLP's down projection is skipped (recompute for the backward
@@ -136,7 +137,11 @@ void layer_forward(const Ctx& cx, int64_t l, const float* x_in, Acts& a, Scratch
   linear_forward(s.xn, L.wv, opt_ptr(L.bv), T, a.v);
   rope_forward(cx.rope, a.q, T, c.heads);
   rope_forward(cx.rope, a.k, T, c.kv_heads);
-  attention_forward(cx.spec, l, a.q, a.k, a.v, T, a.att, a.lse);
+  if (cx.attention_override && *cx.attention_override) {
+    (*cx.attention_override)(l, a.q, a.k, a.v, T, a.att, a.lse);
+  } else {
+    attention_forward(cx.spec, l, a.q, a.k, a.v, T, a.att, a.lse);
+  }
   linear_forward(a.att, L.wo, opt_ptr(L.bo), T, a.x_mid);
   residual_add(x_in, T * C, a.x_mid);
   rmsnorm_forward(a.x_mid, L.mlp_norm.data(), T, C, c.rms_eps, s.xn, a.rstd2);
@@ -306,6 +311,8 @@ double forward_backward(const Model& m, const AttentionSpec& spec, const std::ve
                 spec.head_dim == c.head_dim,
             "attention spec does not match the model");
   if (grads) check_grads_shape(m, *grads);
+  MOA_CHECK(!opt.attention_override || (!grads && !opt.hook),
+            "attention_override is forward-only: pass neither grads nor a hook");
   const bool recompute = opt.recompute_layers;
 
   Arena count;
@@ -316,7 +323,7 @@ double forward_backward(const Model& m, const AttentionSpec& spec, const std::ve
   ws.layout(give, c, T, recompute);
   Scratch& s = ws.s;
   const RopeTable rope(c, T);
-  const Ctx cx{m, spec, rope, T};
+  const Ctx cx{m, spec, rope, T, &opt.attention_override};
 
   // ---- forward
   embedding_forward(m.embed, ids.data(), T, ws.x_in[0]);

@@ -1,4 +1,5 @@
 // moa data longeval | passkey: long-dependency prompt sets as JSONL (DESIGN.md, "Formats").
+#include <chrono>
 #include <cstdio>
 #include <random>
 #include <sstream>
@@ -7,12 +8,18 @@
 #include "common.h"
 #include "moa/error.h"
 #include "moa/file_io.h"
+#include "moa/calib_set.h"
+#include "moa/forward.h"
 #include "moa/tasks.h"
 
 namespace moa::cli {
 namespace {
 
 struct DataOptions {
+  std::string model;
+  std::vector<int64_t> lengths;
+  double passkey_fraction = 0.25;
+  int threads = 0;
   int64_t lines = 70, samples = 20, repeats = 100;
   uint64_t seed = 0;
   std::string split = "heldout", words, out;
@@ -55,6 +62,34 @@ void run_passkey(const DataOptions& o) {
   write_jsonl(o.out, rows);
 }
 
+void run_calib(const DataOptions& o) {
+  set_threads(o.threads);
+  Model m = Model::load(o.model);
+  auto tok = Tokenizer::load(o.model);
+  WordLists words = WordLists::load(o.words.empty() ? WordLists::default_dir() : std::filesystem::path(o.words));
+  CalibOptions c;
+  c.lengths = o.lengths;
+  if (c.lengths.empty()) {
+    // Half, quarter and full trained context: the profile lengths `moa compress` uses.
+    const int64_t n = m.cfg.max_position;
+    c.lengths = {n / 4, n / 2, n};
+  }
+  c.samples_per_length = o.samples;
+  c.passkey_fraction = o.passkey_fraction;
+  c.seed = o.seed;
+  auto t0 = std::chrono::steady_clock::now();
+  auto rows = make_calibration_set(m, *tok, words, c, [&](int64_t done, int64_t total) {
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "\rcalib: %lld/%lld  %.2f samples/s  ETA %.0fs   ", (long long)done, (long long)total,
+                 double(done) / el, el / double(done) * double(total - done));
+  });
+  std::fprintf(stderr, "\n");
+  int64_t right = 0;
+  for (const auto& r : rows) right += r["model_correct"].get<bool>();
+  std::fprintf(stderr, "calib: the model's own answers are right on %lld of %zu prompts\n", (long long)right, rows.size());
+  write_jsonl(o.out, rows);
+}
+
 void setup(CLI::App& app) {
   app.require_subcommand(1);
   auto o = std::make_shared<DataOptions>();
@@ -74,9 +109,20 @@ void setup(CLI::App& app) {
   pk->add_option("--seed", o->seed, "random seed");
   pk->add_option("--out", o->out, "output JSONL")->required();
   pk->callback([o] { run_passkey(*o); });
+
+  auto* ca = app.add_subcommand("calib", "calibration set: long-dependency prompts answered by the dense model itself");
+  ca->add_option("-m,--model", o->model, "checkpoint directory whose answers are recorded")->required();
+  ca->add_option("--lengths", o->lengths, "target total lengths in tokens (default: max/4, max/2, max)")->delimiter(',');
+  ca->add_option("--samples", o->samples, "prompts per length")->check(CLI::Range(int64_t(1), int64_t(100000)));
+  ca->add_option("--passkey", o->passkey_fraction, "fraction of passkey prompts (the rest LongEval)")->check(CLI::Range(0.0, 1.0));
+  ca->add_option("--seed", o->seed, "random seed");
+  ca->add_option("--words", o->words, "word lists directory (default data/words)");
+  ca->add_option("--out", o->out, "output JSONL")->required();
+  add_threads_option(*ca, o->threads);
+  ca->callback([o] { run_calib(*o); });
 }
 
-MOA_COMMAND("data", "generate long-dependency datasets (longeval, passkey)", setup);
+MOA_COMMAND("data", "generate long-dependency datasets (longeval, passkey, calib)", setup);
 
 }  // namespace
 }  // namespace moa::cli

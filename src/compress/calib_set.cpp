@@ -1,0 +1,106 @@
+#include "moa/calib_set.h"
+
+#include <random>
+
+#include "moa/error.h"
+#include "moa/eval.h"
+
+namespace moa {
+
+namespace {
+
+// A LongEval record whose prompt fills `budget` tokens as closely as whole lines allow.
+LongEvalRecord fitted_longeval(std::mt19937_64& rng, const Tokenizer& tok, const WordLists& words,
+                               int64_t budget, double depth) {
+  const uint64_t s0 = rng();
+  auto make = [&](int64_t lines) {
+    std::mt19937_64 r(s0);
+    const int64_t ask = std::min<int64_t>(lines - 1, int64_t(depth * double(lines)));
+    return make_longeval(r, words, lines, KeySplit::kTrain, ask);
+  };
+  auto tokens = [&](const LongEvalRecord& r) { return int64_t(tok.encode(r.prompt, true).size()); };
+  // Lines grow by doubling, then bisect: the largest record that fits.
+  int64_t lo = 1, hi = 2;
+  if (tokens(make(1)) > budget) input_error("calibration length: {} tokens cannot hold a one-line LongEval record", budget);
+  while (tokens(make(hi)) <= budget) {
+    lo = hi;
+    hi *= 2;
+  }
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    (tokens(make(mid)) <= budget ? lo : hi) = mid;
+  }
+  return make(lo);
+}
+
+PasskeyRecord fitted_passkey(std::mt19937_64& rng, const Tokenizer& tok, int64_t budget, double depth) {
+  const uint64_t s0 = rng();
+  auto make = [&](int64_t repeats) {
+    std::mt19937_64 r(s0);
+    return make_passkey(r, repeats, depth);
+  };
+  auto tokens = [&](const PasskeyRecord& p) { return int64_t(tok.encode(p.prompt, true).size()); };
+  if (tokens(make(0)) > budget) input_error("calibration length: {} tokens cannot hold a passkey prompt", budget);
+  int64_t lo = 0, hi = 1;
+  while (tokens(make(hi)) <= budget) {
+    lo = hi;
+    hi *= 2;
+  }
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    (tokens(make(mid)) <= budget ? lo : hi) = mid;
+  }
+  return make(lo);
+}
+
+}  // namespace
+
+std::vector<nlohmann::json> make_calibration_set(const Model& m, const Tokenizer& tok,
+                                                 const WordLists& words, const CalibOptions& o,
+                                                 const std::function<void(int64_t, int64_t)>& progress) {
+  if (o.lengths.empty()) input_error("calibration: no lengths given");
+  std::mt19937_64 rng(o.seed);
+  std::vector<nlohmann::json> rows;
+  const int64_t total = int64_t(o.lengths.size()) * o.samples_per_length;
+  const auto dense = [&](int64_t n) {
+    return AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, n);
+  };
+  for (int64_t L : o.lengths) {
+    if (L > m.cfg.max_position) {
+      input_error("calibration length {} exceeds the model's context of {} (max_position_embeddings)", L, m.cfg.max_position);
+    }
+    const int64_t budget = L - o.max_answer;
+    for (int64_t i = 0; i < o.samples_per_length; ++i) {
+      // Depths sweep the prompt so that every distance between question and answer is seen.
+      const double depth = o.samples_per_length > 1 ? double(i) / double(o.samples_per_length - 1) : 0.5;
+      const bool passkey = std::uniform_real_distribution<double>(0, 1)(rng) < o.passkey_fraction;
+      nlohmann::json row;
+      std::string prompt;
+      if (passkey) {
+        PasskeyRecord p = fitted_passkey(rng, tok, budget, depth);
+        prompt = p.prompt;
+        row = {{"task", "passkey"}, {"expected_number", p.passkey}, {"depth", depth}};
+      } else {
+        LongEvalRecord r = fitted_longeval(rng, tok, words, budget, depth);
+        prompt = r.prompt;
+        row = {{"task", "longeval"},
+               {"expected_number", r.expected_number},
+               {"num_lines", r.num_lines},
+               {"random_idx", nlohmann::json::array({r.key, r.line_index})}};
+      }
+      GreedyAnswer a = greedy_answer(m, tok, prompt, o.max_answer, dense);
+      if (a.text.empty()) a.text = tok.decode({tok.eos_ids().empty() ? 0 : tok.eos_ids()[0]});
+      row["prompt"] = prompt;
+      row["answer"] = a.text;
+      row["prompt_tokens"] = a.prompt_tokens;
+      row["answer_tokens"] = int64_t(tok.encode(a.text, false).size());
+      row["length"] = L;
+      row["model_correct"] = a.answer == row["expected_number"].get<int64_t>();
+      rows.push_back(std::move(row));
+      if (progress) progress(int64_t(rows.size()), total);
+    }
+  }
+  return rows;
+}
+
+}  // namespace moa

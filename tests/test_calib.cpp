@@ -1,0 +1,86 @@
+// Calibration JSONL (include/moa/calib.h): both record forms, one clear error per bad line, and
+// the token layout and loss mask of a sample.
+#include <gtest/gtest.h>
+
+#include "moa/calib.h"
+#include "moa/error.h"
+#include "moa/file_io.h"
+#include "moa/tokenizer.h"
+#include "test_util.h"
+
+namespace moa {
+namespace {
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_calib(text, "d.jsonl");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Calib, ParsesAnswersAndLongEvalRecords) {
+  auto v = parse_calib(
+      "{\"prompt\": \"p1\", \"answer\": \"a1\", \"prompt_tokens\": 3, \"length\": 5}\n"
+      "\n"
+      "{\"random_idx\": [\"x\", 1], \"expected_number\": 49934, \"num_lines\": 70, \"prompt\": "
+      "\"p2\"}\r\n"
+      "{\"prompt\": \"\", \"answer\": \"b\"}",
+      "d.jsonl");
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0].prompt, "p1");
+  EXPECT_EQ(v[0].answer, "a1");
+  EXPECT_EQ(v[1].prompt, "p2");
+  EXPECT_EQ(v[1].answer, "49934");
+  EXPECT_EQ(v[2].answer, "b");
+}
+
+TEST(Calib, ReferenceLongEvalFileLoads) {
+  auto v = load_calib(std::string(MOA_REF_DATA) + "/longeval_70_lines.jsonl");
+  EXPECT_EQ(v.size(), 20u);
+  EXPECT_EQ(v[0].answer, "49934");
+}
+
+TEST(Calib, OneErrorPerBadLineNamingLineAndField) {
+  const std::string ok = "{\"prompt\": \"p\", \"answer\": \"a\"}\n";
+  struct Case {
+    std::string text, want;
+  } cases[] = {
+      {ok + "not json\n", "d.jsonl:2: not JSON"},
+      {ok + ok + "[1, 2]\n", "d.jsonl:3: is an array, expected a JSON object"},
+      {"{\"answer\": \"a\"}\n", "d.jsonl:1: field 'prompt' is missing"},
+      {"{\"prompt\": 3, \"answer\": \"a\"}\n",
+       "d.jsonl:1: field 'prompt' is an integer, expected a string"},
+      {"{\"prompt\": \"p\", \"answer\": 7}\n",
+       "d.jsonl:1: field 'answer' is an integer, expected a string"},
+      {"{\"prompt\": \"p\"}\n", "d.jsonl:1: field 'answer' is missing"},
+      {"{\"prompt\": \"p\", \"expected_number\": \"7\"}\n",
+       "d.jsonl:1: field 'expected_number' is a string, expected an integer"},
+      {"{\"prompt\": \"p\", \"answer\": \"\"}\n", "d.jsonl:1: field 'answer' is empty"},
+      {"\n  \n", "d.jsonl: no samples"},
+  };
+  for (const Case& c : cases) {
+    const std::string e = error_of(c.text);
+    EXPECT_NE(e.find(c.want), std::string::npos) << "got: " << e << "\nwant: " << c.want;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  }
+  EXPECT_THROW(load_calib("/nonexistent/calib.jsonl"), InputError);
+}
+
+TEST(Calib, TokenizeMasksExactlyTheAnswer) {
+  auto dir = test::temp_dir("calib_tok");
+  write_text_atomic(dir / "tokenizer.json", make_byte_level_tokenizer_json());
+  auto tok = Tokenizer::load(dir / "tokenizer.json");
+  TokenizedSample s = tokenize_sample(*tok, {"abc", "12"});
+  // BOS a b c 1 2: positions 3 (predicts '1') and 4 (predicts '2') carry weight
+  ASSERT_EQ(s.ids, (std::vector<int32_t>{kByteLevelBosId, 'a', 'b', 'c', '1', '2'}));
+  EXPECT_EQ(s.prompt_tokens, 4);
+  EXPECT_EQ(s.answer_tokens(), 2);
+  EXPECT_EQ(s.loss_mask, (std::vector<float>{0, 0, 0, 1, 1, 0}));
+  EXPECT_EQ(s.scored_tokens(), 2);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace moa
