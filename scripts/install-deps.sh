@@ -13,6 +13,7 @@ pkgs=(
   libsentencepiece-dev        # tokenizer.model
   coinor-libcbc-dev           # MILP (optimizer cross-check)
   wamerican                   # word list for synthetic retrieval keys
+  chromium                    # headless browser: test_report renders `moa report`'s HTML
 )
 missing=()
 for p in "${pkgs[@]}"; do

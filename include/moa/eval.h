@@ -51,10 +51,13 @@ struct RetrievalResult {
   double accuracy() const { return n ? double(correct) / double(n) : 0.0; }
   std::map<int64_t, std::pair<int64_t, int64_t>> by_lines;   // lines -> (correct, n)
   std::map<int64_t, std::pair<int64_t, int64_t>> by_depth;   // depth bucket 0..4 -> (correct, n)
+  // lines -> depth bucket 0..4 -> (correct, n): the length x depth heatmap of `moa report`
+  std::map<int64_t, std::map<int64_t, std::pair<int64_t, int64_t>>> by_lines_depth;
   std::map<int64_t, double> mean_prompt_tokens;              // lines -> mean prompt tokens
   double mean_kv_bytes = 0;
   std::vector<int64_t> answers;  // per item, in order
-  nlohmann::json to_json() const;  // accuracy, n, by_lines, by_position, prompt_tokens
+  // accuracy, n, by_lines, by_position, prompt_tokens, by_lines_position {lines: {bucket: acc}}
+  nlohmann::json to_json() const;
 };
 
 // Runs every item; progress (done, total) after each one.

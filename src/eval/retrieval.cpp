@@ -79,25 +79,36 @@ GreedyAnswer greedy_answer(const Model& m, const Tokenizer& tok, const std::stri
     for (char c : piece) {
       if (c >= '0' && c <= '9') digit = true;
     }
-    if (digit && piece.find('\n') != std::string::npos) break;
+    // The answer ends with its line, or with the sentence (passkey) or the bracket (LongEval).
+    if (digit && piece.find_first_of("\n.>") != std::string::npos) break;
     if (i + 1 < max_new) logits = s.decode(next);
   }
   a.answer = first_integer(a.text);
   return a;
 }
 
+namespace {
+std::string depth_bucket_name(int64_t k) {
+  return fmt::format("{:.1f}-{:.1f}", 0.2 * double(k), 0.2 * double(k + 1));
+}
+}  // namespace
+
 nlohmann::json RetrievalResult::to_json() const {
   nlohmann::json bl = nlohmann::json::object(), bp = nlohmann::json::object(),
-                 pt = nlohmann::json::object();
+                 pt = nlohmann::json::object(), blp = nlohmann::json::object();
   for (const auto& [k, v] : by_lines) bl[std::to_string(k)] = v.second ? double(v.first) / double(v.second) : 0.0;
   for (const auto& [k, v] : by_depth) {
-    bp[fmt::format("{:.1f}-{:.1f}", 0.2 * double(k), 0.2 * double(k + 1))] =
-        v.second ? double(v.first) / double(v.second) : 0.0;
+    bp[depth_bucket_name(k)] = v.second ? double(v.first) / double(v.second) : 0.0;
+  }
+  for (const auto& [lines, buckets] : by_lines_depth) {
+    nlohmann::json row = nlohmann::json::object();
+    for (const auto& [k, v] : buckets) row[depth_bucket_name(k)] = v.second ? double(v.first) / double(v.second) : 0.0;
+    blp[std::to_string(lines)] = row;
   }
   for (const auto& [k, v] : mean_prompt_tokens) pt[std::to_string(k)] = v;
   return {{"accuracy", accuracy()}, {"n", n},          {"correct", correct},
           {"by_lines", bl},         {"by_position", bp}, {"prompt_tokens", pt},
-          {"mean_kv_bytes", mean_kv_bytes}};
+          {"mean_kv_bytes", mean_kv_bytes}, {"by_lines_position", blp}};
 }
 
 RetrievalResult eval_retrieval(const Model& m, const Tokenizer& tok,
@@ -115,9 +126,13 @@ RetrievalResult eval_retrieval(const Model& m, const Tokenizer& tok,
     auto& bl = r.by_lines[it.num_lines];
     bl.first += ok;
     bl.second += 1;
-    auto& bd = r.by_depth[std::min<int64_t>(4, int64_t(std::floor(it.depth * 5)))];
+    const int64_t bucket = std::min<int64_t>(4, int64_t(std::floor(it.depth * 5)));
+    auto& bd = r.by_depth[bucket];
     bd.first += ok;
     bd.second += 1;
+    auto& bld = r.by_lines_depth[it.num_lines][bucket];
+    bld.first += ok;
+    bld.second += 1;
     auto& t = tokens[it.num_lines];
     t.first += double(a.prompt_tokens);
     t.second += 1;

@@ -139,16 +139,24 @@ class RetrievalData : public TrainData {
     append(std::vector<int32_t>(text_.begin() + int64_t(start), text_.begin() + int64_t(start) + n), w, s);
   }
 
-  // Induction warm-up: a random stretch of text tokens, then the same stretch again (loss on the
-  // repetition only); the circuit that copies "what followed this context last time" is the one
-  // retrieval needs.
+  // Induction warm-up: a random stretch of shuffled text tokens, some filler, then the same
+  // stretch again (loss on the repetition, whose first token nothing predicts). Lengths and gaps
+  // are random: with a fixed offset the model learns "copy from 255 back" instead of matching
+  // content, which is the circuit retrieval needs.
   void copy(std::mt19937_64& rng, int64_t T, TrainSample* s) const {
-    const int64_t len = (T - 1) / 2;
+    const int64_t room = T - 1;
+    const int64_t len = 8 + int64_t(rng() % uint64_t(std::max<int64_t>(1, room / 2 - 8)));
+    const int64_t spare = room - 2 * len;
+    const int64_t before = spare > 0 ? int64_t(rng() % uint64_t(spare + 1)) : 0;
+    const int64_t gap = spare - before > 0 ? int64_t(rng() % uint64_t(spare - before + 1)) : 0;
     const size_t start = size_t(rng() % uint64_t(text_.size() - size_t(len)));
     std::vector<int32_t> seg(text_.begin() + int64_t(start), text_.begin() + int64_t(start) + len);
     std::shuffle(seg.begin(), seg.end(), rng);  // no language statistics to lean on
+    append_text(rng, before, mix_.text_weight, s);
     append(seg, 0.0f, s);
-    append(seg, 1.0f, s);
+    append_text(rng, gap, mix_.text_weight, s);
+    append({seg[0]}, 0.0f, s);
+    append(std::vector<int32_t>(seg.begin() + 1, seg.end()), 1.0f, s);
     append_text(rng, T - int64_t(s->ids.size()), mix_.text_weight, s);
   }
 

@@ -2,6 +2,8 @@
 // --plan, --streaming, --h2o), from a JSONL file (the reference's LongEval format works
 // unchanged) or generated on the fly. --vs-dense also runs dense on the same items and reports
 // the relative drop.
+// moa eval ppl: perplexity of a text cut into windows, or of a calibration set's answers, under
+// the chosen attention; --vs-dense also runs dense and reports the relative change.
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -11,7 +13,10 @@
 #include "common.h"
 #include "moa/error.h"
 #include "moa/eval.h"
+#include "moa/calib.h"
+#include "moa/file_io.h"
 #include "moa/forward.h"
+#include "moa/ppl.h"
 #include "moa/tasks.h"
 
 namespace moa::cli {
@@ -138,6 +143,79 @@ void add_common(CLI::App* s, EvalOptions& o) {
   add_attention_options(*s, o.attn);
 }
 
+struct PplOptions {
+  std::string dir, file, data;
+  int64_t length = 0;
+  int threads = 0;
+  bool json = false, vs_dense = false;
+  AttentionOptions attn;
+};
+
+void run_ppl(const PplOptions& o) {
+  set_threads(o.threads);
+  if (o.file.empty() == o.data.empty()) {
+    input_error("give exactly one of -f TEXT_FILE or --data CALIB.jsonl");
+  }
+  if (!o.data.empty() && o.length > 0) {
+    input_error("--length cuts a text file (-f) into windows; --data samples are scored whole");
+  }
+  Model model = Model::load(o.dir);
+  auto tok = Tokenizer::load(o.dir);
+  const int64_t length = o.length > 0 ? o.length : model.cfg.max_position;
+  if (length > model.cfg.max_position) {
+    input_error("--length {} exceeds the model's context of {} (max_position_embeddings)", length,
+                model.cfg.max_position);
+  }
+  std::vector<ScoredSequence> seqs;
+  if (!o.file.empty()) {
+    seqs = text_windows(tok->encode(read_text(o.file), false), length, tok->bos_id());
+  } else {
+    std::vector<TokenizedSample> samples;
+    for (const auto& c : load_calib(o.data)) samples.push_back(tokenize_sample(*tok, c));
+    seqs = answer_sequences(samples);
+    if (seqs.empty()) input_error("{}: no sample has an answer token to score", o.data);
+  }
+  const bool tty = isatty(fileno(stderr));
+  auto run_one = [&](const AttentionOptions& a, const std::string& label) {
+    auto t0 = std::chrono::steady_clock::now();
+    int64_t seen = 0;
+    return eval_ppl(model, seqs, [&](int64_t n) { return make_attention_spec(model.cfg, n, a); },
+                    [&](int64_t done, int64_t total) {
+                      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                      if (tty || done == total || ++seen % 20 == 0) {
+                        std::fprintf(stderr, "%sppl %s: %lld/%lld tokens  %.0f tok/s  ETA %.0fs%s",
+                                     tty ? "\r" : "", label.c_str(), (long long)done, (long long)total,
+                                     double(done) / el, el / double(std::max<int64_t>(done, 1)) * double(total - done),
+                                     tty && done < total ? "" : "\n");
+                      }
+                    });
+  };
+  const std::string method = method_name(o.attn);
+  PplResult r = run_one(o.attn, method);
+  nlohmann::json j = {{"ppl", r.ppl()},         {"nll", r.nll()},      {"tokens", r.tokens},
+                      {"windows", r.windows},   {"method", method},    {"task", "ppl"},
+                      {"source", o.file.empty() ? o.data : o.file}};
+  if (!o.file.empty()) j["length"] = length;
+  if (o.attn.streaming >= 0) j["density"] = o.attn.streaming;
+  if (o.attn.h2o >= 0) j["density"] = o.attn.h2o;
+  if (!o.attn.plan.empty()) j["plan"] = o.attn.plan;
+  if (o.vs_dense && method != "dense") {
+    PplResult d = run_one(AttentionOptions{}, "dense");
+    j["dense"] = {{"ppl", d.ppl()}, {"nll", d.nll()}, {"tokens", d.tokens}, {"windows", d.windows}};
+    j["relative_change"] = d.ppl() > 0 ? r.ppl() / d.ppl() - 1.0 : 0.0;
+  }
+  if (o.json) {
+    print_json(j);
+    return;
+  }
+  std::printf("ppl %s: %.4f  (nll %.5f over %lld tokens in %lld %s)\n", method.c_str(), r.ppl(), r.nll(),
+              (long long)r.tokens, (long long)r.windows, o.file.empty() ? "samples" : "windows");
+  if (j.contains("relative_change")) {
+    std::printf("  dense %.4f, relative change %+.4f\n", j["dense"]["ppl"].get<double>(),
+                j["relative_change"].get<double>());
+  }
+}
+
 void setup(CLI::App& app) {
   app.require_subcommand(1);
   auto o = std::make_shared<EvalOptions>();
@@ -152,9 +230,21 @@ void setup(CLI::App& app) {
   pk->add_option("--repeats", o->repeats, "filler repetitions per prompt (~26 tokens each)")->delimiter(',');
   pk->add_option("--depths", o->depths, "depths of the key, cycled over samples")->delimiter(',');
   pk->callback([o] { run(*o, true); });
+  auto p = std::make_shared<PplOptions>();
+  auto* pp = app.add_subcommand("ppl", "perplexity of a text (windows of --length tokens) or of calibration answers");
+  pp->add_option("-m,--model", p->dir, "checkpoint directory")->required();
+  pp->add_option("-f,--file", p->file, "text file, cut into windows of BOS + length-1 tokens");
+  pp->add_option("--data", p->data, "calibration JSONL ({prompt, answer}): NLL of the answer tokens");
+  pp->add_option("--length", p->length, "window length in tokens (default: max_position_embeddings)")
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
+  pp->add_flag("--vs-dense", p->vs_dense, "also run dense and report the relative change of perplexity");
+  pp->add_flag("--json", p->json, "print one JSON object");
+  add_threads_option(*pp, p->threads);
+  add_attention_options(*pp, p->attn);
+  pp->callback([p] { run_ppl(*p); });
 }
 
-MOA_COMMAND("eval", "evaluate retrieval accuracy (retrieval, passkey)", setup);
+MOA_COMMAND("eval", "evaluate retrieval accuracy (retrieval, passkey) and perplexity (ppl)", setup);
 
 }  // namespace
 }  // namespace moa::cli

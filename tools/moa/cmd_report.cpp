@@ -1,0 +1,92 @@
+// moa report: one self-contained HTML page from `moa eval --json` results, an optional plan
+// (its per-head spans) and `moa bench --json` outputs. Input formats: include/moa/report.h.
+#include <cstdio>
+
+#include "command.h"
+#include "common.h"
+#include "moa/config.h"
+#include "moa/error.h"
+#include "moa/file_io.h"
+#include "moa/report.h"
+
+namespace moa::cli {
+namespace {
+
+struct ReportOptions {
+  std::vector<std::string> results, bench;
+  std::string plan, dir, out, title = "MoA evaluation report";
+  int64_t span_length = 0;
+};
+
+void run(const ReportOptions& o) {
+  ReportInput in;
+  in.title = o.title;
+  for (const auto& f : o.results) {
+    auto runs = load_results(f);
+    in.runs.insert(in.runs.end(), runs.begin(), runs.end());
+    in.sources.push_back("results: " + f);
+  }
+  for (const auto& f : o.bench) {
+    auto b = load_bench(f);
+    in.bench.insert(in.bench.end(), b.begin(), b.end());
+    in.sources.push_back("bench: " + f);
+  }
+  std::optional<ModelShape> shape;
+  int64_t max_position = 0;
+  if (!o.dir.empty()) {
+    const ModelConfig c = ModelConfig::load(std::filesystem::path(o.dir) / "config.json");
+    shape = ModelShape{c.layers, c.heads, c.kv_heads};
+    max_position = c.max_position;
+    in.sources.push_back("model: " + o.dir);
+  }
+  std::optional<Plan> plan;
+  if (!o.plan.empty()) {
+    plan = Plan::load(o.plan);
+    if (shape) plan->check_shape(*shape);
+    in.sources.push_back("plan: " + o.plan);
+  }
+  attach_spans(in.runs, plan ? &*plan : nullptr, shape);
+  if (plan) {
+    // The span map's N: --span-length, else the longest tested retrieval length, else the
+    // model's context.
+    int64_t n = o.span_length;
+    for (const auto& r : in.runs) {
+      if (o.span_length > 0 || !r.retrieval()) continue;
+      bool tokens = false;
+      const auto acc = accuracy_by_length(r.result, &tokens);
+      if (tokens && !acc.empty()) n = std::max(n, acc.rbegin()->first);
+    }
+    if (n <= 0) n = max_position > 0 ? max_position : 8192;
+    const ModelShape s = shape.value_or(ModelShape{plan->layers(), plan->heads(), plan->heads()});
+    in.spans = plan_span_map(*plan, s, n,
+                             fmt::format("{}: tokens kept per head at N = {}",
+                                         std::filesystem::path(o.plan).filename().string(), n));
+  }
+  write_text_atomic(o.out, render_report_html(in));
+  std::fprintf(stderr, "report: %zu runs, %zu bench results -> %s\n", in.runs.size(),
+               in.bench.size(), o.out.c_str());
+}
+
+void setup(CLI::App& app) {
+  auto o = std::make_shared<ReportOptions>();
+  app.add_option("--results", o->results,
+                 "results JSON: {\"runs\": [...]}, a list of eval --json outputs, or one")
+      ->required();
+  app.add_option("--bench", o->bench,
+                 "`moa bench --json` output(s): one object, a list, or {\"runs\": [...]}");
+  app.add_option("--plan", o->plan,
+                 "plan whose per-head spans to draw (also the plan of MoA runs without one)");
+  app.add_option("-m,--model", o->dir,
+                 "checkpoint directory (its config gives the heads of the plan)");
+  app.add_option("--span-length", o->span_length,
+                 "N of the span map (default: longest tested length)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--title", o->title, "page title");
+  app.add_option("--out", o->out, "HTML file to write")->required();
+  app.callback([o] { run(*o); });
+}
+
+MOA_COMMAND("report", "an HTML report from eval and bench results", setup);
+
+}  // namespace
+}  // namespace moa::cli
