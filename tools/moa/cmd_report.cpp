@@ -1,6 +1,7 @@
 // moa report: one self-contained HTML page from `moa eval --json` results, an optional plan
 // (its per-head spans) and `moa bench --json` outputs. Input formats: include/moa/report.h.
 #include <cstdio>
+#include <set>
 
 #include "command.h"
 #include "common.h"
@@ -16,7 +17,43 @@ struct ReportOptions {
   std::vector<std::string> results, bench;
   std::string plan, dir, out, title = "MoA evaluation report";
   int64_t span_length = 0;
+  bool table = false;
 };
+
+// The compact table `make demo` prints: one row per retrieval run, accuracy per tested length
+// (mean prompt tokens), then the effective context and its ratio to the mean span.
+void print_table(const std::vector<RunRecord>& runs) {
+  std::set<int64_t> lengths;
+  for (const auto& r : runs) {
+    if (!r.retrieval()) continue;
+    for (const auto& [n, a] : accuracy_by_length(r.result)) lengths.insert(n);
+  }
+  if (lengths.empty()) return;
+  std::printf("%-22s %7s", "method", "density");
+  for (int64_t n : lengths) std::printf(" %6lld", (long long)n);
+  std::printf("   %8s %9s %6s\n", "accuracy", "eff.ctx", "x span");
+  for (const auto& r : runs) {
+    if (!r.retrieval()) continue;
+    const auto acc = accuracy_by_length(r.result);
+    std::printf("%-22s %7s", run_label(r).c_str(), r.density ? fmt::format("{:.2f}", *r.density).c_str() : "1.00");
+    for (int64_t n : lengths) {
+      auto it = acc.find(n);
+      if (it == acc.end()) {
+        std::printf(" %6s", "-");
+      } else {
+        std::printf(" %6.2f", it->second);
+      }
+    }
+    std::printf("   %8.3f", r.result.value("accuracy", 0.0));
+    if (r.span) {
+      const EffectiveContext e = effective_context(acc, *r.span);
+      std::printf(" %9lld %6.2f\n", (long long)e.length, e.ratio);
+    } else {
+      std::printf(" %9s %6s\n", "-", "-");
+    }
+  }
+  std::printf("(columns: input length in tokens; eff.ctx: longest length with accuracy >= 0.9 at it and every shorter one)\n");
+}
 
 void run(const ReportOptions& o) {
   ReportInput in;
@@ -63,6 +100,7 @@ void run(const ReportOptions& o) {
                                          std::filesystem::path(o.plan).filename().string(), n));
   }
   write_text_atomic(o.out, render_report_html(in));
+  if (o.table) print_table(in.runs);
   std::fprintf(stderr, "report: %zu runs, %zu bench results -> %s\n", in.runs.size(),
                in.bench.size(), o.out.c_str());
 }
@@ -76,6 +114,7 @@ void setup(CLI::App& app) {
                  "`moa bench --json` output(s): one object, a list, or {\"runs\": [...]}");
   app.add_option("--plan", o->plan,
                  "plan whose per-head spans to draw (also the plan of MoA runs without one)");
+  app.add_flag("--table", o->table, "also print the accuracy table on stdout");
   app.add_option("-m,--model", o->dir,
                  "checkpoint directory (its config gives the heads of the plan)");
   app.add_option("--span-length", o->span_length,
