@@ -21,7 +21,7 @@ step "model"
 CTX=$("$MOA" info -m "$MODEL" --json | sed -E 's/.*"max_position":([0-9]+).*/\1/')
 # Line counts from 4 up to the largest record that fits the trained context (~19 tokens a line,
 # ~110 tokens of instructions and question, 32 tokens of answer budget).
-MAXL=$(( (CTX - 150) / 19 ))
+MAXL=$(( (CTX - 162) / 20 ))
 LINES=$(awk -v m="$MAXL" 'BEGIN{n=5; for(i=0;i<n;i++){l=int(4+(m-4)*i/(n-1)); printf "%s%d", (i?",":""), l}}')
 echo "trained context $CTX tokens; LongEval line counts $LINES; $SAMPLES prompts each (held-out keys)"
 
