@@ -1,0 +1,53 @@
+// `moa compress`: the whole MoA search on one model, as resumable stages in a work directory
+//   calib_<L>.jsonl          prompts at each length, answered by the dense model (moa data calib)
+//   profile_<L>.safetensors  influence at each profile length (moa profile; resumes mid-stage)
+//   plans-d<D>/plan_*.json   Pareto plans at density D (moa optimize)
+//   validate-d<D>.json       answer NLL of each plan at the validation length (moa validate)
+// A stage whose output exists is reused, so a second density costs only its optimise and
+// validate stages. Defaults follow the reference's proportions scaled to the trained context C
+// (max_position_embeddings): profile lengths C/4, C/2, C (at least 256 each); extend length 2C (density bound only,
+// as the reference bounds 16k beyond its 8k profile); validation at 3C/4, a length not profiled.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "moa/model.h"
+#include "moa/plan.h"
+#include "moa/tokenizer.h"
+
+namespace moa {
+
+struct CompressOptions {
+  double density = 0.5;
+  std::filesystem::path out;   // the chosen plan
+  std::filesystem::path work;  // stage outputs (default: next to out, "moa-work-<model dir name>")
+  std::vector<int64_t> profile_lengths;  // default C/4, C/2, C
+  std::vector<int64_t> extend_lengths;   // default 2C
+  int64_t validation_length = 0;         // default 3C/4
+  int64_t samples = 16;                  // calibration prompts per length
+  int64_t max_rules_per_layer = 0;
+  int32_t grid = 5;
+  uint64_t seed = 0;
+  std::filesystem::path words;           // word lists (default data/words)
+  std::function<void(const std::string&)> log;  // stage lines (progress of long stages included)
+};
+
+struct CompressResult {
+  std::filesystem::path plan;
+  double density = 0;            // bound asked
+  std::map<int64_t, double> kv_density;  // of the chosen plan, per constrained length
+  double validation_nll = 0, dense_validation_nll = 0;
+  int64_t pareto_plans = 0;
+  std::string best;  // file name of the chosen Pareto plan
+  double seconds = 0;
+  std::vector<std::string> reused;  // stages taken from the work directory
+};
+
+CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::string& model_name,
+                            const CompressOptions& o);
+
+}  // namespace moa

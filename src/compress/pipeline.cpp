@@ -1,0 +1,213 @@
+#include "moa/pipeline.h"
+
+#include <chrono>
+#include <fstream>
+#include <map>
+
+#include "moa/calib.h"
+#include "moa/calib_set.h"
+#include "moa/error.h"
+#include "moa/file_io.h"
+#include "moa/optimizer.h"
+#include "moa/profiler.h"
+#include "moa/tasks.h"
+#include "moa/validate.h"
+
+namespace moa {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string density_tag(double d) { return fmt::format("d{:.4f}", d); }
+
+// Rate and ETA lines at most every few seconds, so logs stay short.
+struct Throttle {
+  std::chrono::steady_clock::time_point last{};
+  bool due(bool final) {
+    auto now = std::chrono::steady_clock::now();
+    if (!final && now - last < std::chrono::seconds(3)) return false;
+    last = now;
+    return true;
+  }
+};
+
+}  // namespace
+
+CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::string& model_name,
+                            const CompressOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  CompressOptions o = opt;
+  auto log = [&](const std::string& s) {
+    if (o.log) o.log(s);
+  };
+  if (!(o.density > 0 && o.density <= 1)) input_error("--density {}: expected a KV density in (0, 1]", o.density);
+  const int64_t C = m.cfg.max_position;
+  if (C < 512) input_error("compress: the model's context ({} tokens) is too short to profile; need >= 512", C);
+  if (o.profile_lengths.empty()) {
+    // A LongEval prompt needs ~130 tokens before its first line: shorter profiles hold nothing.
+    for (int64_t L : {C / 4, C / 2, C}) {
+      L = std::max<int64_t>(L, 256);
+      if (o.profile_lengths.empty() || o.profile_lengths.back() != L) o.profile_lengths.push_back(L);
+    }
+  }
+  if (o.extend_lengths.empty()) o.extend_lengths = {2 * C};
+  if (o.validation_length == 0) o.validation_length = 3 * C / 4;
+  for (int64_t L : o.profile_lengths) {
+    if (L < 128 || L > C) input_error("--profile-lengths: {} is outside [128, {}] (the model's context)", L, C);
+  }
+  if (o.validation_length > C) input_error("--validation-length {} exceeds the model's context {}", o.validation_length, C);
+  if (o.work.empty()) o.work = o.out.parent_path() / ("moa-work-" + model_name);
+  fs::create_directories(o.work);
+  CompressResult res;
+  res.density = o.density;
+
+  // 1. Calibration prompts per length, answered by the dense model.
+  std::vector<int64_t> calib_lengths = o.profile_lengths;
+  calib_lengths.push_back(o.validation_length);
+  WordLists words = WordLists::load(o.words.empty() ? WordLists::default_dir() : o.words);
+  for (int64_t L : calib_lengths) {
+    const fs::path f = o.work / fmt::format("calib_{}.jsonl", L);
+    if (fs::exists(f)) {
+      res.reused.push_back(f.filename().string());
+      continue;
+    }
+    CalibOptions c;
+    c.lengths = {L};
+    c.samples_per_length = o.samples;
+    c.seed = o.seed * 7919 + uint64_t(L);
+    Throttle th;
+    auto t = std::chrono::steady_clock::now();
+    auto rows = make_calibration_set(m, tok, words, c, [&](int64_t done, int64_t total) {
+      if (!th.due(done == total)) return;
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+      log(fmt::format("calib {}: {}/{}  {:.2f} prompts/s  ETA {:.0f}s", L, done, total, double(done) / el,
+                      el / double(done) * double(total - done)));
+    });
+    std::string text;
+    for (const auto& r : rows) text += r.dump() + "\n";
+    write_text_atomic(f, text);
+  }
+
+  // 2. Profiles (each resumes from its own partial checkpoint).
+  std::vector<Profile> profiles;
+  std::vector<std::string> names;
+  for (int64_t L : o.profile_lengths) {
+    const fs::path f = o.work / fmt::format("profile_{}.safetensors", L);
+    if (fs::exists(f)) {
+      res.reused.push_back(f.filename().string());
+    } else {
+      const fs::path data = o.work / fmt::format("calib_{}.jsonl", L);
+      std::vector<TokenizedSample> samples;
+      for (const auto& s : load_calib(data)) samples.push_back(tokenize_sample(tok, s));
+      ProfileOptions po;
+      po.length = L;
+      po.model_name = model_name;
+      Throttle th;
+      po.progress = [&](const ProfileProgress& p) {
+        if (!th.due(p.done == p.total)) return;
+        log(fmt::format("profile {}: {}/{}  {:.2f} samples/s  ETA {:.0f}s", L, p.done, p.total, p.samples_per_s, p.eta_s));
+      };
+      run_profile(m, samples, data, f, po);
+    }
+    profiles.push_back(Profile::load(f));
+    names.push_back(f.string());
+  }
+
+  // 3. Pareto plans at this density.
+  const fs::path plans_dir = o.work / ("plans-" + density_tag(o.density));
+  if (fs::exists(plans_dir / "summary.json")) {
+    res.reused.push_back(plans_dir.filename().string());
+  } else {
+    check_profiles(profiles, names);
+    // A length where even the minimum cache exceeds the budget (min_cache > D*N: every head keeps
+    // at least 128 tokens) cannot take part: its density bound is unreachable. Such lengths are
+    // left out of this density's objectives and constraints, and said so.
+    std::vector<Profile> used;
+    std::vector<int64_t> used_lengths, extend;
+    for (size_t i = 0; i < profiles.size(); ++i) {
+      if (double(kPlanMinCache) <= o.density * double(profiles[i].length)) {
+        used.push_back(profiles[i]);
+        used_lengths.push_back(profiles[i].length);
+      } else {
+        log(fmt::format("optimize: profile length {} left out at density {} (the minimum cache of {} tokens is {:.2f} of it)",
+                        profiles[i].length, o.density, kPlanMinCache, double(kPlanMinCache) / double(profiles[i].length)));
+      }
+    }
+    for (int64_t L : o.extend_lengths) {
+      if (double(kPlanMinCache) <= o.density * double(L)) extend.push_back(L);
+    }
+    if (used.empty()) {
+      input_error("--density {}: below the minimum cache ({} tokens) at every profile length; profile longer lengths",
+                  o.density, kPlanMinCache);
+    }
+    auto rules = candidate_rules(used_lengths, extend);
+    RuleTables tables = build_rule_tables(used, extend, rules);
+    OptimizeOptions oo;
+    oo.density = o.density;
+    oo.max_rules_per_layer = int32_t(o.max_rules_per_layer);
+    oo.grid = o.grid;
+    OptimizeResult r = optimize_pareto(tables, oo);
+    fs::create_directories(plans_dir);
+    nlohmann::json summary = {{"density", o.density}, {"plans", nlohmann::json::array()}};
+    for (size_t i = 0; i < r.plans.size(); ++i) {
+      const std::string file = fmt::format("plan_{:03d}.json", i);
+      Plan p = make_plan(tables, r.plans[i]);
+      p.save(plans_dir / file, PlanForm::kExtended);
+      nlohmann::json loss = nlohmann::json::object(), dens = nlohmann::json::object();
+      for (size_t k = 0; k < tables.profile_lengths.size(); ++k) loss[std::to_string(tables.profile_lengths[k])] = r.plans[i].loss[k];
+      for (size_t k = 0; k < tables.lengths.size(); ++k) dens[std::to_string(tables.lengths[k])] = r.plans[i].density[k];
+      summary["plans"].push_back({{"file", file}, {"loss", loss}, {"density", dens}});
+    }
+    summary["solves"] = r.solves;
+    summary["seconds"] = r.seconds;
+    write_text_atomic(plans_dir / "summary.json", summary.dump(2) + "\n");
+    log(fmt::format("optimize: {} Pareto plans from {} solves in {:.1f}s", r.plans.size(), r.solves, r.seconds));
+  }
+
+  // 4. Validation at a length not profiled; the lowest answer NLL wins.
+  const fs::path vfile = o.work / ("validate-" + density_tag(o.density) + ".json");
+  nlohmann::json v;
+  if (fs::exists(vfile)) {
+    res.reused.push_back(vfile.filename().string());
+    v = nlohmann::json::parse(read_text(vfile));
+  } else {
+    std::vector<NamedPlan> plans;
+    for (const auto& f : list_plan_files(plans_dir)) plans.push_back({f.filename().string(), Plan::load(f)});
+    if (plans.empty()) input_error("{}: no plans to validate", plans_dir.string());
+    std::vector<TokenizedSample> samples;
+    for (const auto& s : load_calib(o.work / fmt::format("calib_{}.jsonl", o.validation_length))) {
+      samples.push_back(tokenize_sample(tok, s));
+    }
+    Throttle th;
+    ValidationResult r = validate_plans(m, plans, samples, o.validation_length, [&](int64_t done, int64_t total) {
+      if (th.due(done == total)) log(fmt::format("validate: {}/{}", done, total));
+    });
+    v = {{"best", r.best}, {"nll", r.nll}, {"dense_nll", r.dense_nll}, {"samples", r.samples},
+         {"length", o.validation_length}};
+    write_text_atomic(vfile, v.dump(2) + "\n");
+  }
+  res.best = v["best"].get<std::string>();
+  res.validation_nll = v["nll"][res.best].get<double>();
+  res.dense_validation_nll = v["dense_nll"].get<double>();
+  res.pareto_plans = int64_t(v["nll"].size());
+
+  // The chosen plan, with where it came from.
+  Plan best = Plan::load(plans_dir / res.best);
+  nlohmann::json lengths = best.lengths().is_object() ? best.lengths() : nlohmann::json::object();
+  lengths["validation"] = o.validation_length;
+  lengths["validation_nll"] = res.validation_nll;
+  lengths["dense_validation_nll"] = res.dense_validation_nll;
+  best.set_lengths(lengths);
+  if (!best.model()) best.set_model(model_name);
+  best.save(o.out, PlanForm::kExtended);
+  const ModelShape shape{m.cfg.layers, m.cfg.heads, m.cfg.kv_heads};
+  for (int64_t L : o.profile_lengths) res.kv_density[L] = best.kv_density(shape, L);
+  for (int64_t L : o.extend_lengths) res.kv_density[L] = best.kv_density(shape, L);
+  res.kv_density[o.validation_length] = best.kv_density(shape, o.validation_length);
+  res.plan = o.out;
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace moa

@@ -1,0 +1,68 @@
+// moa compress: calibration set, profiles, Pareto plans, validation — one command, each stage
+// saved in the work directory and reused when re-run (see include/moa/pipeline.h).
+#include <cstdio>
+
+#include "command.h"
+#include "common.h"
+#include "moa/error.h"
+#include "moa/forward.h"
+#include "moa/pipeline.h"
+
+namespace moa::cli {
+namespace {
+
+struct CompressCli {
+  std::string dir, out, work, words;
+  CompressOptions c;
+  int threads = 0;
+  bool json = false;
+};
+
+void run(CompressCli& o) {
+  set_threads(o.threads);
+  Model m = Model::load(o.dir);
+  auto tok = Tokenizer::load(o.dir);
+  o.c.out = o.out;
+  o.c.work = o.work;
+  o.c.words = o.words;
+  o.c.log = [](const std::string& s) { std::fprintf(stderr, "compress: %s\n", s.c_str()); };
+  std::string name = std::filesystem::path(o.dir).filename().string();
+  if (name.empty()) name = std::filesystem::path(o.dir).parent_path().filename().string();
+  CompressResult r = run_compress(m, *tok, name, o.c);
+  nlohmann::json kv = nlohmann::json::object();
+  for (const auto& [n, d] : r.kv_density) kv[std::to_string(n)] = d;
+  if (o.json) {
+    print_json({{"plan", r.plan.string()}, {"density", r.density}, {"kv_density", kv},
+                {"seconds", r.seconds}, {"best", r.best}, {"pareto_plans", r.pareto_plans},
+                {"validation_nll", r.validation_nll}, {"dense_validation_nll", r.dense_validation_nll},
+                {"reused", r.reused}});
+  } else {
+    std::printf("%s: best of %lld Pareto plans (%s), validation NLL %.4f (dense %.4f), %.0f s\n",
+                r.plan.c_str(), (long long)r.pareto_plans, r.best.c_str(), r.validation_nll,
+                r.dense_validation_nll, r.seconds);
+  }
+}
+
+void setup(CLI::App& app) {
+  auto o = std::make_shared<CompressCli>();
+  app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  app.add_option("--density", o->c.density, "KV density budget in (0, 1]")->required();
+  app.add_option("--out", o->out, "plan JSON to write")->required();
+  app.add_option("--work", o->work, "stage directory (default: next to --out, moa-work-<model>)");
+  app.add_option("--profile-lengths", o->c.profile_lengths, "profile lengths (default C/4,C/2,C)")->delimiter(',');
+  app.add_option("--extend-lengths", o->c.extend_lengths, "density-only lengths (default 2C)")->delimiter(',');
+  app.add_option("--validation-length", o->c.validation_length, "validation length (default 3C/4)");
+  app.add_option("--samples", o->c.samples, "calibration prompts per length")->check(CLI::Range(int64_t(1), int64_t(100000)));
+  app.add_option("--max-rules-per-layer", o->c.max_rules_per_layer, "at most K distinct rules per layer (0 = any)");
+  app.add_option("--grid", o->c.grid, "epsilon grid points per secondary objective");
+  app.add_option("--seed", o->c.seed, "calibration seed");
+  app.add_option("--words", o->words, "word lists directory (default data/words)");
+  app.add_flag("--json", o->json, "print one JSON object");
+  add_threads_option(app, o->threads);
+  app.callback([o] { run(*o); });
+}
+
+MOA_COMMAND("compress", "the whole MoA pipeline: calibrate, profile, optimise, validate -> plan", setup);
+
+}  // namespace
+}  // namespace moa::cli
