@@ -158,7 +158,8 @@ int main(int argc, char** argv) {
     bool agree = c.feasible && std::fabs(c.objective - mk.objective) <= 1e-9 * std::fabs(mk.objective);
     cbc = {{"seconds", c.seconds},   {"objective", c.feasible ? nlohmann::json(c.objective) : nlohmann::json(nullptr)},
            {"nodes", c.nodes},       {"bound", c.root_bound},
-           {"agrees", agree},        {"hit_time_limit", c.seconds >= cbc_seconds}};
+           {"agrees", agree},        {"hit_time_limit", c.seconds >= cbc_seconds},
+           {"feasible_checked", c.feasible && moa::choice_feasible(one, c.choice)}};
     if (!agree && c.seconds < cbc_seconds) ++bad;
   }
   nlohmann::json out = {
@@ -178,7 +179,9 @@ int main(int argc, char** argv) {
       {"plans", res.plans.size()},
       {"nodes", res.nodes},
       {"one_objective", {{"mckp_seconds_median", median(t_mckp)}, {"mckp_objective", mk.objective},
-                         {"mckp_nodes", mk.nodes}, {"cbc", cbc}}},
+                         {"mckp_nodes", mk.nodes},
+                         {"mckp_feasible_checked", mk.feasible && moa::choice_feasible(one, mk.choice)},
+                         {"cbc", cbc}}},
       {"valid", bad == 0},
   };
   std::printf("%s\n", out.dump(2).c_str());

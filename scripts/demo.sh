@@ -8,7 +8,7 @@
 # Environment: DEMO_SAMPLES (prompts per line count, default 10), DEMO_THREADS (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MOA=build/bin/moa
+MOA=${MOA:-build/bin/moa}
 MODEL=${DEMO_MODEL:-models/moa-tiny}
 OUT=demo
 SAMPLES=${DEMO_SAMPLES:-10}

@@ -1,9 +1,11 @@
 // Task generators, the BPE trainer, the retrieval training mix and retrieval evaluation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 #include <regex>
+#include <set>
 
 #include "moa/error.h"
 #include "moa/eval.h"
@@ -173,6 +175,87 @@ TEST(RetrievalData, SamplesAreExactAndDeterministic) {
   EXPECT_GT(answers_seen, 30);
   EXPECT_THROW(TrainData::from_spec("retrieval:lines=3", *tok, 700), InputError);
   EXPECT_THROW(TrainData::from_spec("retrieval:text=x,bogus=1", *tok, 700), InputError);
+}
+
+// Induction copies and header-less key recall: every supervised run is predictable from earlier
+// in the same sample (a repeated segment, or the value of a key stated before).
+TEST(RetrievalData, CopiesAndRecallsArePredictableFromTheContext) {
+  auto dir = test::temp_dir("retrieval_recall");
+  write_text_atomic(dir / "tokenizer.json", small_tokenizer(700));
+  auto tok = Tokenizer::load(dir / "tokenizer.json");
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += read_text(std::filesystem::path(MOA_REF_DATA) / "README.md");
+  write_text_atomic(dir / "text.txt", text);
+  const std::string spec = "retrieval:text=" + (dir / "text.txt").string() + ",words=" + kWords.string() +
+                           ",lines=2-4,queries=3,copy=0.5,recall=0.5,passkey=0,textonly=0";
+  auto data = TrainData::from_spec(spec, *tok, 700);
+  EXPECT_THROW(TrainData::from_spec(spec + ",gap=5", *tok, 700), InputError);
+  EXPECT_THROW(TrainData::from_spec(spec + ",gap=3-2", *tok, 700), InputError);
+  EXPECT_NO_THROW(TrainData::from_spec(spec + ",gap=2-4", *tok, 700));
+  EXPECT_NO_THROW(TrainData::from_spec(spec + ",gap=0+1+2+4", *tok, 700));
+  EXPECT_THROW(TrainData::from_spec(spec + ",gap=1+7", *tok, 700), InputError);
+  // Too short for LongEval's header (the trainer's held-out stream at 80 tokens): recall instead.
+  auto longeval_only = TrainData::from_spec("retrieval:text=" + (dir / "text.txt").string() + ",words=" +
+                                                kWords.string() + ",lines=1-4,passkey=0,textonly=0",
+                                            *tok, 700);
+  TrainSample short_eval = longeval_only->sample(3, -1, 0, 80);
+  EXPECT_EQ(short_eval.ids.size(), 80u);
+  EXPECT_TRUE(std::regex_search(tok->decode(short_eval.ids), std::regex("line [a-z]+-[a-z]+[: ].*<[0-9]+>\n")));
+  // Lag samples: periodic after the first period, all of it supervised, from at most 3 ids.
+  auto lag = TrainData::from_spec("retrieval:text=" + (dir / "text.txt").string() + ",words=" + kWords.string() +
+                                      ",lag=1,passkey=0,textonly=0",
+                                  *tok, 700);
+  for (int64_t idx = 0; idx < 10; ++idx) {
+    TrainSample s = lag->sample(3, 1, idx, 64);
+    ASSERT_EQ(s.ids.size(), 64u);
+    std::set<int32_t> ids(s.ids.begin() + 1, s.ids.end());
+    EXPECT_LE(ids.size(), 3u);
+    int64_t first = 0;
+    while (s.mask[size_t(first)] == 0.0f) ++first;  // the last unsupervised position
+    const int64_t period = first;                   // BOS + one period precede the supervision
+    ASSERT_GE(period, 2);
+    ASSERT_LE(period, 8);
+    for (size_t t = size_t(first) + 1; t < s.ids.size(); ++t) EXPECT_EQ(s.ids[t], s.ids[t - size_t(period)]);
+    for (size_t t = size_t(first); t + 1 < s.ids.size(); ++t) EXPECT_EQ(s.mask[t], 1.0f);
+  }
+  EXPECT_THROW(TrainData::from_spec(spec + ",keys=triple", *tok, 700), InputError);
+  int recalls = 0, copies = 0;
+  for (int64_t idx = 0; idx < 40; ++idx) {
+    const int64_t T = 128;
+    TrainSample s = data->sample(9, 2, idx, T);
+    ASSERT_EQ(int64_t(s.ids.size()), T);
+    const std::string all = tok->decode(s.ids);
+    for (size_t t = 0; t + 1 < s.ids.size();) {
+      if (s.mask[t] != 1.0f) {
+        ++t;
+        continue;
+      }
+      const size_t begin = t + 1;
+      std::vector<int32_t> run;
+      while (t + 1 < s.ids.size() && s.mask[t] == 1.0f) run.push_back(s.ids[++t]);
+      const std::string a = tok->decode(run);
+      std::smatch m;
+      // Recall runs use one of the curriculum's templates between key and value.
+      if (std::regex_match(a, m, std::regex("(: REGISTER_CONTENT is <|: REGISTER is <|: is <|: <| <)([0-9]+)>\n"))) {
+        // The key is what precedes the run; its value must have been stated earlier.
+        const std::string before = tok->decode(std::vector<int32_t>(s.ids.begin(), s.ids.begin() + int64_t(begin)));
+        std::smatch k;
+        ASSERT_TRUE(std::regex_search(before, k, std::regex("line ([a-z]+(-[a-z]+)?)$"))) << before;
+        EXPECT_NE(before.find("line " + k[1].str() + m[1].str() + m[2].str() + ">\n"),
+                  std::string::npos)
+            << "value of " << k[1] << " not stated before: " << all;
+        ++recalls;
+      } else {
+        // A copy: the run (with the unsupervised token before it) occurred earlier as a whole.
+        std::vector<int32_t> seg(s.ids.begin() + int64_t(begin) - 1, s.ids.begin() + int64_t(t) + 1);
+        auto it = std::search(s.ids.begin(), s.ids.begin() + int64_t(begin) - 1, seg.begin(), seg.end());
+        EXPECT_NE(it, s.ids.begin() + int64_t(begin) - 1) << "copy run '" << a << "' not seen before";
+        ++copies;
+      }
+    }
+  }
+  EXPECT_GT(recalls, 20);
+  EXPECT_GT(copies, 10);
 }
 
 TEST(EvalRetrieval, ReadsTheReferenceFileAndRejectsBadLines) {

@@ -175,5 +175,33 @@ TEST(ValidateCli, PrintsTheSameAndRefusesBadPlans) {
   fs::remove_all(s.dir);
 }
 
+// `moa compress` end to end on a tiny random model (context 1024: profiles at 256/512/1024):
+// writes a plan within the budget, reuses every stage when re-run, and refuses a work directory
+// whose stages belong to another checkpoint.
+TEST(CompressCli, RunsReusesAndRefusesAnotherModelsStages) {
+  Bench s = make_setup("compress_cli");
+  const fs::path work = s.dir / "work", plan = s.dir / "plan.json";
+  const std::string base = "compress -m " + s.model_dir.string() + " --density 0.5 --work " + work.string() +
+                           " --out " + plan.string() + " --samples 2 --profile-lengths 640,1024 --validation-length 768 --json --words " +
+                           (fs::path(MOA_REF_DATA).parent_path() / "words").string();
+  auto first = test::run_moa(base);
+  ASSERT_EQ(first.status, 0) << first.err;
+  auto j = nlohmann::json::parse(first.out);
+  EXPECT_TRUE(fs::exists(plan));
+  for (const auto& [n, d] : j["kv_density"].items()) EXPECT_LE(d.get<double>(), 0.5 + 1e-9) << n;
+  Plan::load(plan);  // readable, and checked against the model below
+  EXPECT_EQ(test::run_moa("plan check --plan " + plan.string() + " -m " + s.model_dir.string()).status, 0);
+  auto again = test::run_moa(base);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_GE(nlohmann::json::parse(again.out)["reused"].size(), 5u) << again.out;
+
+  Model::random(tiny_config(), 99, 0.25f).save(s.model_dir, DType::kF32);  // another checkpoint
+  auto stale = test::run_moa(base);
+  EXPECT_EQ(stale.status, 2);
+  EXPECT_NE(stale.err.find("another checkpoint"), std::string::npos) << stale.err;
+  EXPECT_NE(stale.err.find(work.string()), std::string::npos) << stale.err;
+  fs::remove_all(s.dir);
+}
+
 }  // namespace
 }  // namespace moa

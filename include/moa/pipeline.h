@@ -33,8 +33,16 @@ struct CompressOptions {
   int32_t grid = 5;
   uint64_t seed = 0;
   std::filesystem::path words;           // word lists (default data/words)
+  // Identity of the checkpoint (model_fingerprint); stamped in the work directory so that stages
+  // computed for another model are never reused. Empty: no check.
+  std::string model_id;
   std::function<void(const std::string&)> log;  // stage lines (progress of long stages included)
 };
+
+// A cheap identity of a checkpoint directory: FNV-1a over config.json and, per *.safetensors file,
+// its size, header and the first and last MiB of its data (whole-file hashing of a 14 GB
+// checkpoint would take longer than the stages it protects).
+std::string model_fingerprint(const std::filesystem::path& dir);
 
 struct CompressResult {
   std::filesystem::path plan;

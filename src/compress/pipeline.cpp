@@ -1,5 +1,6 @@
 #include "moa/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -32,7 +33,41 @@ struct Throttle {
   }
 };
 
+uint64_t fnv1a(uint64_t h, const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(p[i]);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
 }  // namespace
+
+std::string model_fingerprint(const fs::path& dir) {
+  uint64_t h = 1469598103934665603ULL;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const auto name = e.path().filename().string();
+    if (name == "config.json" || e.path().extension() == ".safetensors") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<char> buf;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) input_error("{}: cannot read", f.string());
+    const auto size = int64_t(fs::file_size(f));
+    const std::string name = f.filename().string() + ":" + std::to_string(size);
+    h = fnv1a(h, name.data(), name.size());
+    const int64_t chunk = std::min<int64_t>(size, int64_t(1) << 20);
+    for (int64_t off : {int64_t(0), size - chunk}) {
+      buf.resize(size_t(chunk));
+      in.seekg(off);
+      in.read(buf.data(), chunk);
+      h = fnv1a(h, buf.data(), size_t(in.gcount()));
+    }
+  }
+  return fmt::format("{:016x}", h);
+}
 
 CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::string& model_name,
                             const CompressOptions& opt) {
@@ -59,6 +94,19 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
   if (o.validation_length > C) input_error("--validation-length {} exceeds the model's context {}", o.validation_length, C);
   if (o.work.empty()) o.work = o.out.parent_path() / ("moa-work-" + model_name);
   fs::create_directories(o.work);
+  if (!o.model_id.empty()) {
+    const fs::path stamp = o.work / "model_id.txt";
+    if (fs::exists(stamp)) {
+      std::string had = read_text(stamp);
+      while (!had.empty() && (had.back() == '\n' || had.back() == ' ')) had.pop_back();
+      if (had != o.model_id) {
+        input_error("{}: holds stages computed for another checkpoint (model id {}, this one is {}); "
+                    "remove the directory or pass another --work", o.work.string(), had, o.model_id);
+      }
+    } else {
+      write_text_atomic(stamp, o.model_id + "\n");
+    }
+  }
   CompressResult res;
   res.density = o.density;
 
@@ -85,7 +133,9 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
                       el / double(done) * double(total - done)));
     });
     std::string text;
-    for (const auto& r : rows) text += r.dump() + "\n";
+    // A model's greedy answer may end inside a UTF-8 sequence (byte-level tokenizers): such bytes
+    // are written as U+FFFD rather than aborting the whole run.
+    for (const auto& r : rows) text += r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     write_text_atomic(f, text);
   }
 

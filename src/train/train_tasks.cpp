@@ -1,7 +1,10 @@
 // The long-dependency training mix: LongEval records with several questions each, passkey
 // prompts, and English text, at any sequence length. See RetrievalData below for the layout.
 #include <algorithm>
+#include <set>
 #include <sstream>
+
+#include <fmt/ranges.h>
 
 #include "moa/error.h"
 #include "moa/file_io.h"
@@ -17,9 +20,17 @@ struct Mix {
   std::string words_dir;
   int64_t lines_min = 2, lines_max = 1000;
   int64_t queries = 8;
-  double p_passkey = 0.1, p_text = 0.1, p_copy = 0.0;
+  double p_passkey = 0.1, p_text = 0.1, p_copy = 0.0, p_recall = 0.0, p_lag = 0.0;
   double text_weight = 0.1;  // loss weight of text filler around the records
+  bool word_keys = false;    // recall keys: one word that is one token (curriculum) or word pairs
+  std::vector<int64_t> gaps = {0, 1, 2, 3, 4};  // recall templates drawn from kRecallTemplates[gaps]
 };
+
+// What recall lines put between the key and the value, shortest first: a curriculum that starts
+// where the induction circuit alone answers and grows the template to LongEval's step by step.
+// One token more each time (with this project's tokenizer); a model that answered with a 3-token
+// template stayed at chance with the 5-token one until the 4-token step was added.
+const char* const kRecallTemplates[] = {" <", ": <", ": is <", ": REGISTER is <", ": REGISTER_CONTENT is <"};
 
 Mix parse_mix(const std::string& spec) {
   Mix m;
@@ -60,17 +71,41 @@ Mix parse_mix(const std::string& spec) {
       m.p_passkey = num(k, v);
     } else if (k == "copy") {
       m.p_copy = num(k, v);
+    } else if (k == "keys") {
+      if (v != "word" && v != "pair") input_error("--data {}: keys is '{}', expected word or pair", spec, v);
+      m.word_keys = v == "word";
+    } else if (k == "gap") {
+      // "MAX" (from 0), "MIN-MAX" or "A+B+..": the curriculum's frontier can be weighted alone.
+      m.gaps.clear();
+      const auto dash = v.find('-');
+      if (dash != std::string::npos) {
+        for (auto g = int64_t(num(k, v.substr(0, dash))); g <= int64_t(num(k, v.substr(dash + 1))); ++g) m.gaps.push_back(g);
+      } else if (v.find('+') != std::string::npos) {
+        std::stringstream gs(v);
+        std::string g;
+        while (std::getline(gs, g, '+')) m.gaps.push_back(int64_t(num(k, g)));
+      } else {
+        for (int64_t g = 0; g <= int64_t(num(k, v)); ++g) m.gaps.push_back(g);
+      }
+      if (m.gaps.empty() || std::any_of(m.gaps.begin(), m.gaps.end(), [](int64_t g) { return g < 0 || g > 4; })) {
+        input_error("--data {}: gap is '{}', expected MAX, MIN-MAX or A+B+.. within 0..4", spec, v);
+      }
+    } else if (k == "lag") {
+      m.p_lag = num(k, v);
+    } else if (k == "recall") {
+      m.p_recall = num(k, v);
     } else if (k == "textonly") {
       m.p_text = num(k, v);
     } else if (k == "text_weight") {
       m.text_weight = num(k, v);
     } else {
-      input_error("--data {}: unknown key '{}' (expected text, words, lines, queries, passkey, copy, textonly, text_weight)", spec, k);
+      input_error("--data {}: unknown key '{}' (expected text, words, lines, queries, passkey, copy, recall, keys, gap, lag, textonly, text_weight)", spec, k);
     }
   }
   if (m.text_files.empty()) input_error("--data {}: needs text=FILE[+FILE...] for the filler", spec);
-  if (m.p_passkey < 0 || m.p_text < 0 || m.p_copy < 0 || m.p_passkey + m.p_text + m.p_copy > 1) {
-    input_error("--data {}: passkey, copy and textonly are probabilities summing to at most 1", spec);
+  if (m.p_passkey < 0 || m.p_text < 0 || m.p_copy < 0 || m.p_recall < 0 || m.p_lag < 0 ||
+      m.p_passkey + m.p_text + m.p_copy + m.p_recall + m.p_lag > 1) {
+    input_error("--data {}: passkey, copy, recall, lag and textonly are probabilities summing to at most 1", spec);
   }
   return m;
 }
@@ -92,6 +127,17 @@ class RetrievalData : public TrainData {
     }
     if (text_.size() < 8192) input_error("--data: text files hold {} tokens, need at least 8192", text_.size());
     header_tokens_ = int64_t(tok.encode(longeval_header(), false).size());
+    // One-token words (" word" is a single token after "line"), per split, for keys=word.
+    for (const auto* list : {&words_.adjectives, &words_.nouns}) {
+      for (const auto& w : *list) {
+        if (tok.encode("line " + w, false).size() != 2) continue;
+        (is_held_out_word(w) ? one_token_heldout_ : one_token_train_).push_back(w);
+      }
+    }
+    if (mix_.word_keys && (one_token_train_.size() < size_t(mix_.lines_max) || one_token_heldout_.size() < size_t(mix_.lines_max))) {
+      input_error("--data: keys=word needs {} one-token words per split; the tokenizer gives {} (train) and {} (held out)",
+                  mix_.lines_max, one_token_train_.size(), one_token_heldout_.size());
+    }
   }
 
   TrainSample sample(uint64_t seed, int64_t step, int64_t index, int64_t T) const override {
@@ -104,11 +150,16 @@ class RetrievalData : public TrainData {
     const double u = std::uniform_real_distribution<double>(0, 1)(rng);
     // The evaluation stream holds retrieval only, so that its token accuracy is answer accuracy.
     const double p_text = step < 0 ? 0.0 : mix_.p_text, p_copy = step < 0 ? 0.0 : mix_.p_copy;
+    const double p_recall = step < 0 ? 0.0 : mix_.p_recall, p_lag = step < 0 ? 0.0 : mix_.p_lag;
     if (u < p_text) {
       append_text(rng, T - 1, 1.0f, &s);
     } else if (u < p_text + p_copy) {
       copy(rng, T, &s);
-    } else if (u < p_text + p_copy + mix_.p_passkey) {
+    } else if (u < p_text + p_copy + p_recall) {
+      recall(rng, T, split, &s);
+    } else if (u < p_text + p_copy + p_recall + p_lag) {
+      lag(rng, T, &s);
+    } else if (u < p_text + p_copy + p_recall + p_lag + mix_.p_passkey) {
       passkey(rng, T, &s);
     } else {
       longeval(rng, T, split, &s);
@@ -119,9 +170,11 @@ class RetrievalData : public TrainData {
   }
 
   std::string describe() const override {
-    return fmt::format("retrieval mix (lines {}-{}, {} queries, passkey {}, copy {}, text {}; {} text tokens)",
-                       mix_.lines_min, mix_.lines_max, mix_.queries, mix_.p_passkey, mix_.p_copy,
-                       mix_.p_text, text_.size());
+    return fmt::format("retrieval mix (lines {}-{}, {} queries, passkey {}, copy {}, recall {} with {} keys and gaps {}, lag {}, text {}; "
+                       "{} text tokens; {}/{} one-token key words)",
+                       mix_.lines_min, mix_.lines_max, mix_.queries, mix_.p_passkey, mix_.p_copy, mix_.p_recall,
+                       mix_.word_keys ? "one-word" : "word-pair", fmt::join(mix_.gaps, "+"), mix_.p_lag, mix_.p_text, text_.size(),
+                       one_token_train_.size(), one_token_heldout_.size());
   }
 
  private:
@@ -139,7 +192,7 @@ class RetrievalData : public TrainData {
     append(std::vector<int32_t>(text_.begin() + int64_t(start), text_.begin() + int64_t(start) + n), w, s);
   }
 
-  // Induction warm-up: a random stretch of shuffled text tokens, some filler, then the same
+  // Induction warm-up: a random stretch of token ids, some filler, then the same
   // stretch again (loss on the repetition, whose first token nothing predicts). Lengths and gaps
   // are random: with a fixed offset the model learns "copy from 255 back" instead of matching
   // content, which is the circuit retrieval needs.
@@ -149,15 +202,88 @@ class RetrievalData : public TrainData {
     const int64_t spare = room - 2 * len;
     const int64_t before = spare > 0 ? int64_t(rng() % uint64_t(spare + 1)) : 0;
     const int64_t gap = spare - before > 0 ? int64_t(rng() % uint64_t(spare - before + 1)) : 0;
-    const size_t start = size_t(rng() % uint64_t(text_.size() - size_t(len)));
-    std::vector<int32_t> seg(text_.begin() + int64_t(start), text_.begin() + int64_t(start) + len);
-    std::shuffle(seg.begin(), seg.end(), rng);  // no language statistics to lean on
+    // Uniform random ids: a segment drawn from text (even shuffled) repeats its frequent tokens,
+    // so a one-token match is ambiguous and the induction circuit gets almost no gradient (a run
+    // of 600k tokens on shuffled text stayed at 6.5 nats; uniform ids are copied after ~150k).
+    std::vector<int32_t> seg(static_cast<size_t>(len));
+    const int64_t vocab = tok_.vocab_size();
+    const auto eos = tok_.eos_ids();
+    for (auto& id : seg) {
+      do {
+        id = int32_t(rng() % uint64_t(vocab));
+      } while (id == tok_.bos_id() || std::find(eos.begin(), eos.end(), id) != eos.end());
+    }
     append_text(rng, before, mix_.text_weight, s);
     append(seg, 0.0f, s);
     append_text(rng, gap, mix_.text_weight, s);
     append({seg[0]}, 0.0f, s);
     append(std::vector<int32_t>(seg.begin() + 1, seg.end()), 1.0f, s);
     append_text(rng, T - int64_t(s->ids.size()), mix_.text_weight, s);
+  }
+
+  // Key-value recall without the LongEval header and question: the record's lines, then some of
+  // them again in random order, loss on everything after each repeated key. The same lookup as
+  // LongEval (match the key several tokens before '<', copy the digits after it) in a fraction of
+  // the tokens, so its gradient is not diluted by a hundred tokens of fixed text. It provokes the
+  // key-matching step that LongEval alone reached only after millions of tokens.
+  void recall(std::mt19937_64& rng, int64_t T, KeySplit split, TrainSample* s) const {
+    const int64_t lines = mix_.lines_min + int64_t(rng() % uint64_t(mix_.lines_max - mix_.lines_min + 1));
+    LongEvalRecord r;
+    if (mix_.word_keys) {
+      // The key is then at a fixed offset before '<': the easiest form of the key lookup.
+      const auto& pool = split == KeySplit::kHeldOut ? one_token_heldout_ : one_token_train_;
+      std::set<size_t> used;
+      while (int64_t(r.lines.size()) < lines) {
+        const size_t w = size_t(rng() % pool.size());
+        if (used.insert(w).second) r.lines.emplace_back(pool[w], int64_t(1 + rng() % 49999));
+      }
+    } else {
+      r = make_longeval(rng, words_, lines, split);
+    }
+    std::vector<int64_t> order(static_cast<size_t>(lines));
+    for (int64_t i = 0; i < lines; ++i) order[size_t(i)] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    const int64_t room = T - 1;
+    const std::string tmpl = kRecallTemplates[mix_.gaps[size_t(rng() % mix_.gaps.size())]];
+    auto line = [&](const std::string& key, int64_t value) { return "line " + key + tmpl + std::to_string(value) + ">\n"; };
+    for (const auto& [key, value] : r.lines) {
+      auto ids = tok_.encode(line(key, value), false);
+      if (int64_t(s->ids.size() + ids.size()) > room) break;
+      append(ids, 0.0f, s);
+    }
+    for (int64_t i = 0; i < std::min(lines, mix_.queries); ++i) {
+      const auto& [key, value] = r.lines[size_t(order[size_t(i)])];
+      // "line KEY" and the rest are tokenized apart: the pre-tokenizer splits at ':' anyway.
+      auto head = tok_.encode("line " + key, false);
+      auto tail = tok_.encode(line(key, value).substr(5 + key.size()), false);
+      if (int64_t(s->ids.size() + head.size() + tail.size()) > room) break;
+      append(head, 0.0f, s);
+      append(tail, 1.0f, s);
+    }
+    append_text(rng, T - int64_t(s->ids.size()), mix_.text_weight, s);
+  }
+
+  // Fixed-offset copying: a period of 2-8 tokens drawn from only 3 ids, repeated. A one-token
+  // match is ambiguous there, so induction cannot answer; a head that reads the token exactly
+  // `period` back can. Recall with LongEval's 5-token template needs such a head (the key sits 5
+  // tokens before '<'); chains of previous-token heads reach only as far as the model has layers,
+  // and a 4-layer model that answered with 3-token templates stayed at chance with 4 tokens.
+  void lag(std::mt19937_64& rng, int64_t T, TrainSample* s) const {
+    const int64_t period = 2 + int64_t(rng() % 7);
+    int32_t alphabet[3];
+    const int64_t vocab = tok_.vocab_size();
+    const auto eos = tok_.eos_ids();
+    for (auto& a : alphabet) {
+      do {
+        a = int32_t(rng() % uint64_t(vocab));
+      } while (a == tok_.bos_id() || std::find(eos.begin(), eos.end(), a) != eos.end());
+    }
+    std::vector<int32_t> cycle(static_cast<size_t>(period));
+    for (auto& c : cycle) c = alphabet[rng() % 3];
+    std::vector<int32_t> seq;
+    for (int64_t t = 0; int64_t(seq.size()) < T - 1; ++t) seq.push_back(cycle[size_t(t % period)]);
+    append(std::vector<int32_t>(seq.begin(), seq.begin() + period), 0.0f, s);
+    append(std::vector<int32_t>(seq.begin() + period, seq.end()), 1.0f, s);
   }
 
   void passkey(std::mt19937_64& rng, int64_t T, TrainSample* s) const {
@@ -210,7 +336,10 @@ class RetrievalData : public TrainData {
         ++asked;
       }
       if (used > T) {
-        MOA_CHECK(lines > 1, "T = {} cannot hold a one-line record", T);
+        if (lines == 1) {  // T is too short for LongEval's header: header-less recall instead
+          recall(rng, T, split, s);
+          return;
+        }
         lines = std::max<int64_t>(1, lines * 7 / 8);
         continue;
       }
@@ -227,6 +356,7 @@ class RetrievalData : public TrainData {
   WordLists words_;
   std::vector<int32_t> text_;
   int64_t header_tokens_ = 0;
+  std::vector<std::string> one_token_train_, one_token_heldout_;
 };
 
 }  // namespace

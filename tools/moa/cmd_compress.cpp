@@ -25,6 +25,7 @@ void run(CompressCli& o) {
   o.c.out = o.out;
   o.c.work = o.work;
   o.c.words = o.words;
+  o.c.model_id = model_fingerprint(o.dir);
   o.c.log = [](const std::string& s) { std::fprintf(stderr, "compress: %s\n", s.c_str()); };
   std::string name = std::filesystem::path(o.dir).filename().string();
   if (name.empty()) name = std::filesystem::path(o.dir).parent_path().filename().string();
