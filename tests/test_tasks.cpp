@@ -133,16 +133,31 @@ TEST(BpeTrainer, LoadsRoundTripsAndKeepsDigitsApart) {
   EXPECT_EQ(with_bos[0], kByteLevelBosId);
 }
 
-TEST(RetrievalData, SamplesAreExactAndDeterministic) {
-  auto dir = test::temp_dir("retrieval_data");
-  write_text_atomic(dir / "tokenizer.json", small_tokenizer(700));
-  auto tok = Tokenizer::load(dir / "tokenizer.json");
+// A tokenizer and a text file for the retrieval mix; spec(rest) is "retrieval:text=..,words=..,rest".
+struct MixSetup {
+  std::filesystem::path dir;
+  std::unique_ptr<Tokenizer> tok;
+  std::string spec(const std::string& rest) const {
+    return "retrieval:text=" + (dir / "text.txt").string() + ",words=" + kWords.string() + "," + rest;
+  }
+};
+
+MixSetup mix_setup(const std::string& name) {
+  MixSetup m;
+  m.dir = test::temp_dir(name);
+  write_text_atomic(m.dir / "tokenizer.json", small_tokenizer(700));
+  m.tok = Tokenizer::load(m.dir / "tokenizer.json");
   // Text filler: the reference README repeated (enough tokens for windows).
   std::string text;
   for (int i = 0; i < 40; ++i) text += read_text(std::filesystem::path(MOA_REF_DATA) / "README.md");
-  write_text_atomic(dir / "text.txt", text);
-  const std::string spec = "retrieval:text=" + (dir / "text.txt").string() + ",words=" + kWords.string() +
-                           ",lines=2-12,queries=4,passkey=0.2,textonly=0.1";
+  write_text_atomic(m.dir / "text.txt", text);
+  return m;
+}
+
+TEST(RetrievalData, SamplesAreExactAndDeterministic) {
+  MixSetup m = mix_setup("retrieval_data");
+  auto& tok = m.tok;
+  const std::string spec = m.spec("lines=2-12,queries=4,passkey=0.2,textonly=0.1");
   auto data = TrainData::from_spec(spec, *tok, 700);
   int answers_seen = 0;
   for (int64_t idx = 0; idx < 30; ++idx) {
@@ -180,14 +195,9 @@ TEST(RetrievalData, SamplesAreExactAndDeterministic) {
 // Induction copies and header-less key recall: every supervised run is predictable from earlier
 // in the same sample (a repeated segment, or the value of a key stated before).
 TEST(RetrievalData, CopiesAndRecallsArePredictableFromTheContext) {
-  auto dir = test::temp_dir("retrieval_recall");
-  write_text_atomic(dir / "tokenizer.json", small_tokenizer(700));
-  auto tok = Tokenizer::load(dir / "tokenizer.json");
-  std::string text;
-  for (int i = 0; i < 40; ++i) text += read_text(std::filesystem::path(MOA_REF_DATA) / "README.md");
-  write_text_atomic(dir / "text.txt", text);
-  const std::string spec = "retrieval:text=" + (dir / "text.txt").string() + ",words=" + kWords.string() +
-                           ",lines=2-4,queries=3,copy=0.5,recall=0.5,passkey=0,textonly=0";
+  MixSetup m = mix_setup("retrieval_recall");
+  auto& tok = m.tok;
+  const std::string spec = m.spec("lines=2-4,queries=3,copy=0.5,recall=0.5,passkey=0,textonly=0");
   auto data = TrainData::from_spec(spec, *tok, 700);
   EXPECT_THROW(TrainData::from_spec(spec + ",gap=5", *tok, 700), InputError);
   EXPECT_THROW(TrainData::from_spec(spec + ",gap=3-2", *tok, 700), InputError);
@@ -195,16 +205,12 @@ TEST(RetrievalData, CopiesAndRecallsArePredictableFromTheContext) {
   EXPECT_NO_THROW(TrainData::from_spec(spec + ",gap=0+1+2+4", *tok, 700));
   EXPECT_THROW(TrainData::from_spec(spec + ",gap=1+7", *tok, 700), InputError);
   // Too short for LongEval's header (the trainer's held-out stream at 80 tokens): recall instead.
-  auto longeval_only = TrainData::from_spec("retrieval:text=" + (dir / "text.txt").string() + ",words=" +
-                                                kWords.string() + ",lines=1-4,passkey=0,textonly=0",
-                                            *tok, 700);
+  auto longeval_only = TrainData::from_spec(m.spec("lines=1-4,passkey=0,textonly=0"), *tok, 700);
   TrainSample short_eval = longeval_only->sample(3, -1, 0, 80);
   EXPECT_EQ(short_eval.ids.size(), 80u);
   EXPECT_TRUE(std::regex_search(tok->decode(short_eval.ids), std::regex("line [a-z]+-[a-z]+[: ].*<[0-9]+>\n")));
   // Lag samples: periodic after the first period, all of it supervised, from at most 3 ids.
-  auto lag = TrainData::from_spec("retrieval:text=" + (dir / "text.txt").string() + ",words=" + kWords.string() +
-                                      ",lag=1,passkey=0,textonly=0",
-                                  *tok, 700);
+  auto lag = TrainData::from_spec(m.spec("lag=1,passkey=0,textonly=0"), *tok, 700);
   for (int64_t idx = 0; idx < 10; ++idx) {
     TrainSample s = lag->sample(3, 1, idx, 64);
     ASSERT_EQ(s.ids.size(), 64u);

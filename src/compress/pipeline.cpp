@@ -9,6 +9,7 @@
 #include "moa/calib_set.h"
 #include "moa/error.h"
 #include "moa/file_io.h"
+#include "moa/hash.h"
 #include "moa/optimizer.h"
 #include "moa/profiler.h"
 #include "moa/tasks.h"
@@ -33,18 +34,10 @@ struct Throttle {
   }
 };
 
-uint64_t fnv1a(uint64_t h, const char* p, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(p[i]);
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 }  // namespace
 
 std::string model_fingerprint(const fs::path& dir) {
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = kFnv1aBasis;
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir)) {
     const auto name = e.path().filename().string();
@@ -57,13 +50,13 @@ std::string model_fingerprint(const fs::path& dir) {
     if (!in) input_error("{}: cannot read", f.string());
     const auto size = int64_t(fs::file_size(f));
     const std::string name = f.filename().string() + ":" + std::to_string(size);
-    h = fnv1a(h, name.data(), name.size());
+    h = fnv1a(name, h);
     const int64_t chunk = std::min<int64_t>(size, int64_t(1) << 20);
     for (int64_t off : {int64_t(0), size - chunk}) {
       buf.resize(size_t(chunk));
       in.seekg(off);
       in.read(buf.data(), chunk);
-      h = fnv1a(h, buf.data(), size_t(in.gcount()));
+      h = fnv1a(std::string_view(buf.data(), size_t(in.gcount())), h);
     }
   }
   return fmt::format("{:016x}", h);

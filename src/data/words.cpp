@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include "moa/error.h"
+#include "moa/hash.h"
 #include "moa/tasks.h"
 
 namespace moa {
@@ -13,15 +14,7 @@ KeySplit parse_key_split(const std::string& s) {
   input_error("--split: '{}', expected train, heldout or all", s);
 }
 
-bool is_held_out_word(const std::string& w) {
-  // FNV-1a: stable across platforms and library versions (std::hash is not).
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : w) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h % 8 == 0;
-}
+bool is_held_out_word(const std::string& w) { return fnv1a(w) % 8 == 0; }
 
 namespace {
 

@@ -1,6 +1,7 @@
 // The long-dependency training mix: LongEval records with several questions each, passkey
 // prompts, and English text, at any sequence length. See RetrievalData below for the layout.
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -32,6 +33,13 @@ struct Mix {
 // template stayed at chance with the 5-token one until the 4-token step was added.
 const char* const kRecallTemplates[] = {" <", ": <", ": is <", ": REGISTER is <", ": REGISTER_CONTENT is <"};
 
+// "MIN-MAX" -> {MIN, MAX}; nullopt when there is no dash.
+std::optional<std::pair<std::string, std::string>> split_range(const std::string& v) {
+  const auto dash = v.find('-');
+  if (dash == std::string::npos) return std::nullopt;
+  return std::make_pair(v.substr(0, dash), v.substr(dash + 1));
+}
+
 Mix parse_mix(const std::string& spec) {
   Mix m;
   std::stringstream ss(spec);
@@ -59,10 +67,10 @@ Mix parse_mix(const std::string& spec) {
     } else if (k == "words") {
       m.words_dir = v;
     } else if (k == "lines") {
-      auto dash = v.find('-');
-      if (dash == std::string::npos) input_error("--data {}: lines is '{}', expected MIN-MAX", spec, v);
-      m.lines_min = int64_t(num(k, v.substr(0, dash)));
-      m.lines_max = int64_t(num(k, v.substr(dash + 1)));
+      const auto range = split_range(v);
+      if (!range) input_error("--data {}: lines is '{}', expected MIN-MAX", spec, v);
+      m.lines_min = int64_t(num(k, range->first));
+      m.lines_max = int64_t(num(k, range->second));
       if (m.lines_min < 1 || m.lines_max < m.lines_min) input_error("--data {}: lines '{}' is not 1 <= MIN <= MAX", spec, v);
     } else if (k == "queries") {
       m.queries = int64_t(num(k, v));
@@ -77,9 +85,8 @@ Mix parse_mix(const std::string& spec) {
     } else if (k == "gap") {
       // "MAX" (from 0), "MIN-MAX" or "A+B+..": the curriculum's frontier can be weighted alone.
       m.gaps.clear();
-      const auto dash = v.find('-');
-      if (dash != std::string::npos) {
-        for (auto g = int64_t(num(k, v.substr(0, dash))); g <= int64_t(num(k, v.substr(dash + 1))); ++g) m.gaps.push_back(g);
+      if (const auto range = split_range(v)) {
+        for (auto g = int64_t(num(k, range->first)); g <= int64_t(num(k, range->second)); ++g) m.gaps.push_back(g);
       } else if (v.find('+') != std::string::npos) {
         std::stringstream gs(v);
         std::string g;
@@ -127,14 +134,17 @@ class RetrievalData : public TrainData {
     }
     if (text_.size() < 8192) input_error("--data: text files hold {} tokens, need at least 8192", text_.size());
     header_tokens_ = int64_t(tok.encode(longeval_header(), false).size());
+    special_ids_ = tok.eos_ids();
+    if (tok.bos_id() >= 0) special_ids_.push_back(tok.bos_id());
     // One-token words (" word" is a single token after "line"), per split, for keys=word.
+    if (!mix_.word_keys) return;
     for (const auto* list : {&words_.adjectives, &words_.nouns}) {
       for (const auto& w : *list) {
         if (tok.encode("line " + w, false).size() != 2) continue;
         (is_held_out_word(w) ? one_token_heldout_ : one_token_train_).push_back(w);
       }
     }
-    if (mix_.word_keys && (one_token_train_.size() < size_t(mix_.lines_max) || one_token_heldout_.size() < size_t(mix_.lines_max))) {
+    if (one_token_train_.size() < size_t(mix_.lines_max) || one_token_heldout_.size() < size_t(mix_.lines_max)) {
       input_error("--data: keys=word needs {} one-token words per split; the tokenizer gives {} (train) and {} (held out)",
                   mix_.lines_max, one_token_train_.size(), one_token_heldout_.size());
     }
@@ -170,11 +180,13 @@ class RetrievalData : public TrainData {
   }
 
   std::string describe() const override {
-    return fmt::format("retrieval mix (lines {}-{}, {} queries, passkey {}, copy {}, recall {} with {} keys and gaps {}, lag {}, text {}; "
-                       "{} text tokens; {}/{} one-token key words)",
-                       mix_.lines_min, mix_.lines_max, mix_.queries, mix_.p_passkey, mix_.p_copy, mix_.p_recall,
-                       mix_.word_keys ? "one-word" : "word-pair", fmt::join(mix_.gaps, "+"), mix_.p_lag, mix_.p_text, text_.size(),
-                       one_token_train_.size(), one_token_heldout_.size());
+    const std::string keys = mix_.word_keys ? fmt::format("one-token keys ({} train, {} held-out words)",
+                                                          one_token_train_.size(), one_token_heldout_.size())
+                                            : "word-pair keys";
+    return fmt::format("retrieval mix (lines {}-{}, {} queries, passkey {}, copy {}, recall {} with {} and gaps {}, lag {}, "
+                       "text {}; {} text tokens)",
+                       mix_.lines_min, mix_.lines_max, mix_.queries, mix_.p_passkey, mix_.p_copy, mix_.p_recall, keys,
+                       fmt::join(mix_.gaps, "+"), mix_.p_lag, mix_.p_text, text_.size());
   }
 
  private:
@@ -206,13 +218,7 @@ class RetrievalData : public TrainData {
     // so a one-token match is ambiguous and the induction circuit gets almost no gradient (a run
     // of 600k tokens on shuffled text stayed at 6.5 nats; uniform ids are copied after ~150k).
     std::vector<int32_t> seg(static_cast<size_t>(len));
-    const int64_t vocab = tok_.vocab_size();
-    const auto eos = tok_.eos_ids();
-    for (auto& id : seg) {
-      do {
-        id = int32_t(rng() % uint64_t(vocab));
-      } while (id == tok_.bos_id() || std::find(eos.begin(), eos.end(), id) != eos.end());
-    }
+    for (auto& id : seg) id = random_id(rng);
     append_text(rng, before, mix_.text_weight, s);
     append(seg, 0.0f, s);
     append_text(rng, gap, mix_.text_weight, s);
@@ -245,9 +251,9 @@ class RetrievalData : public TrainData {
     std::shuffle(order.begin(), order.end(), rng);
     const int64_t room = T - 1;
     const std::string tmpl = kRecallTemplates[mix_.gaps[size_t(rng() % mix_.gaps.size())]];
-    auto line = [&](const std::string& key, int64_t value) { return "line " + key + tmpl + std::to_string(value) + ">\n"; };
+    auto after_key = [&](int64_t value) { return tmpl + std::to_string(value) + ">\n"; };
     for (const auto& [key, value] : r.lines) {
-      auto ids = tok_.encode(line(key, value), false);
+      auto ids = tok_.encode("line " + key + after_key(value), false);
       if (int64_t(s->ids.size() + ids.size()) > room) break;
       append(ids, 0.0f, s);
     }
@@ -255,7 +261,7 @@ class RetrievalData : public TrainData {
       const auto& [key, value] = r.lines[size_t(order[size_t(i)])];
       // "line KEY" and the rest are tokenized apart: the pre-tokenizer splits at ':' anyway.
       auto head = tok_.encode("line " + key, false);
-      auto tail = tok_.encode(line(key, value).substr(5 + key.size()), false);
+      auto tail = tok_.encode(after_key(value), false);
       if (int64_t(s->ids.size() + head.size() + tail.size()) > room) break;
       append(head, 0.0f, s);
       append(tail, 1.0f, s);
@@ -271,19 +277,22 @@ class RetrievalData : public TrainData {
   void lag(std::mt19937_64& rng, int64_t T, TrainSample* s) const {
     const int64_t period = 2 + int64_t(rng() % 7);
     int32_t alphabet[3];
-    const int64_t vocab = tok_.vocab_size();
-    const auto eos = tok_.eos_ids();
-    for (auto& a : alphabet) {
-      do {
-        a = int32_t(rng() % uint64_t(vocab));
-      } while (a == tok_.bos_id() || std::find(eos.begin(), eos.end(), a) != eos.end());
-    }
+    for (auto& a : alphabet) a = random_id(rng);
     std::vector<int32_t> cycle(static_cast<size_t>(period));
     for (auto& c : cycle) c = alphabet[rng() % 3];
     std::vector<int32_t> seq;
     for (int64_t t = 0; int64_t(seq.size()) < T - 1; ++t) seq.push_back(cycle[size_t(t % period)]);
     append(std::vector<int32_t>(seq.begin(), seq.begin() + period), 0.0f, s);
     append(std::vector<int32_t>(seq.begin() + period, seq.end()), 1.0f, s);
+  }
+
+  // A token id that is neither BOS nor EOS, uniformly.
+  int32_t random_id(std::mt19937_64& rng) const {
+    int32_t id;
+    do {
+      id = int32_t(rng() % uint64_t(tok_.vocab_size()));
+    } while (std::find(special_ids_.begin(), special_ids_.end(), id) != special_ids_.end());
+    return id;
   }
 
   void passkey(std::mt19937_64& rng, int64_t T, TrainSample* s) const {
@@ -357,6 +366,7 @@ class RetrievalData : public TrainData {
   std::vector<int32_t> text_;
   int64_t header_tokens_ = 0;
   std::vector<std::string> one_token_train_, one_token_heldout_;
+  std::vector<int32_t> special_ids_;  // BOS and EOS: never drawn by random_id
 };
 
 }  // namespace
