@@ -72,12 +72,19 @@ TEST(Cli, InitInfoGenerateBench) {
     json b = parse_out(test::run_moa("bench -m " + m + " --ctx 64 --gen 4 --repeat 1 --batch 2 --json " + attn));
     for (auto* k : {"prefill_tok_s", "decode_tok_s", "kv_bytes", "peak_rss_bytes"}) EXPECT_TRUE(b.contains(k)) << k;
   }
+  // Decode from a synthetic fill; --fit-gib picks a batch that fits (and reports it).
+  json fb = parse_out(test::run_moa("bench -m " + m + " --ctx 256 --gen 2 --repeat 1 --fill synthetic --fit-gib 1 --json"));
+  EXPECT_TRUE(fb["prefill_tok_s"].is_null());
+  EXPECT_GE(fb["batch"].get<int64_t>(), 1);
+  EXPECT_LE(fb["peak_rss_bytes"].get<double>(), 1.0 * (1 << 30));
+  EXPECT_GT(fb["decode_tok_s"].get<double>(), 0);
   // Greedy generation is deterministic; sampling with a seed is repeatable.
   auto g1 = parse_out(test::run_moa("generate -m " + m + " -p hi -n 8 --temp 0.9 --top-p 0.9 --seed 7 --ignore-eos --json"));
   auto g2 = parse_out(test::run_moa("generate -m " + m + " -p hi -n 8 --temp 0.9 --top-p 0.9 --seed 7 --ignore-eos --json"));
   EXPECT_EQ(g1["ids"], g2["ids"]);
   // Bad usage: exit 2, one line.
-  for (std::string bad : {"generate -m " + m + " -p hi --streaming 1.5", "generate -m " + m + " -p hi --plan /nonexistent.json",
+  for (std::string bad : {"generate -m " + m + " -p hi --streaming 1.5", "bench -m " + m + " --fill synthetic",
+                          "bench -m " + m + " --ctx 64 --fit-gib 0.0001", "generate -m " + m + " -p hi --plan /nonexistent.json",
                           "generate -m " + m + " -p hi --streaming 0.5 --h2o 0.5", "generate -m " + m + " -p hi -n 600",
                           "init --config /nonexistent.json --out " + m + "2", std::string("info -m /nonexistent")}) {
     auto e = test::run_moa(bad);

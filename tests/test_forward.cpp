@@ -159,5 +159,38 @@ TEST(ForwardBatch, BatchDecodeEqualsSingle) {
   }
 }
 
+// The benchmark's synthetic fill leaves every cache as a prefill of the same length would: same
+// length, bytes and (H2O) filled slots, and decoding from it works.
+TEST(ForwardBatch, SyntheticFillMatchesPrefillShape) {
+  Model m = Model::load(kFixtures + "llama_gqa_bf16");
+  const int64_t T = 17, n_ctx = 24, V = m.cfg.vocab;
+  AttentionSpec windowed = AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, n_ctx);
+  windowed.spans[1] = {2, 5};
+  AttentionSpec h2o = AttentionSpec::h2o_budget(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, n_ctx, 0.5);
+  for (const AttentionSpec& spec : {windowed, h2o}) {
+    std::vector<int32_t> ids(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) ids[size_t(t)] = int32_t((t * 11 + 3) % V);
+    Session real(m, spec, 2), fake(m, spec, 2);
+    real.prefill(ids, nullptr, 0);
+    real.prefill(ids, nullptr, 1);
+    fake.fill_synthetic(T, 5);
+    EXPECT_EQ(fake.kv_bytes(), real.kv_bytes());
+    for (int64_t b = 0; b < 2; ++b) {
+      EXPECT_EQ(fake.pos(b), T);
+      if (spec.h2o) {
+        for (int64_t l = 0; l < m.cfg.layers; ++l) {
+          for (int64_t g = 0; g < m.cfg.kv_heads; ++g) {
+            EXPECT_EQ(fake.cache(b).h2o_filled(l, g), real.cache(b).h2o_filled(l, g));
+          }
+        }
+      }
+    }
+    auto logits = fake.decode_batch({1, 2});
+    for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+    EXPECT_EQ(fake.pos(0), T + 1);
+    EXPECT_DEATH(fake.fill_synthetic(T, 5), "used cache");
+  }
+}
+
 }  // namespace
 }  // namespace moa

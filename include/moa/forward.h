@@ -33,6 +33,11 @@ class Session {
   // final-normed hidden states, for logits of every position. Returns the last position's logits (V).
   std::vector<float> prefill(const std::vector<int32_t>& ids, std::vector<float>* hidden_out = nullptr,
                              int64_t seq = 0);
+  // Fills positions [0, T) of every sequence's cache with random keys and values (and, for H2O,
+  // random attention sums) instead of running the model: a benchmark's way to decode at a long
+  // context without paying its prefill. The cache holds exactly what a prefill would leave, in
+  // bytes and positions; only the values are meaningless.
+  void fill_synthetic(int64_t T, uint32_t seed);
   // One token for sequence 0 at position pos(); returns its logits (V).
   std::vector<float> decode(int32_t id) { return decode_batch({id}); }
   // One token per sequence (ids: (B)), each at its own position; returns logits (B, V).

@@ -137,51 +137,127 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
   }
 }
 
+namespace {
+
+// A run of stored rows at consecutive positions [pos0, pos0 + count).
+struct PosSegment {
+  const float* k;
+  const float* v;
+  int64_t count, pos0;
+};
+
+// The `grp` query heads of one KV group (q: (grp, D)) against the group's stored rows: head r
+// sees position p iff p < vis[r].sink_end or p >= vis[r].band_begin. Every K and V row is read
+// once for the whole group. Per head, the arithmetic is attend_row's, in the same order, so a head
+// that sees every row gets exactly what attend_row gives it. scores: scratch.
+void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const PosSegment* segs,
+                  int nseg, int64_t D, float scale, std::vector<float>& scores, float* mx, float* sum,
+                  float* out) {
+  int64_t n = 0;
+  for (int s = 0; s < nseg; ++s) n += segs[s].count;
+  scores.resize(size_t(grp * n));
+  for (int64_t r = 0; r < grp; ++r) mx[r] = -INFINITY;
+  int64_t idx = 0;
+  for (int s = 0; s < nseg; ++s) {
+    for (int64_t j = 0; j < segs[s].count; ++j, ++idx) {
+      const int64_t p = segs[s].pos0 + j;
+      const float* kr = segs[s].k + j * D;
+      for (int64_t r = 0; r < grp; ++r) {
+        float x = -INFINITY;
+        if (p < vis[r].sink_end || p >= vis[r].band_begin) {
+          x = simd::dot(q + r * D, kr, D) * scale;
+          mx[r] = std::max(mx[r], x);
+        }
+        scores[size_t(r * n + idx)] = x;
+      }
+    }
+  }
+  for (int64_t r = 0; r < grp; ++r) {
+    float* sc = &scores[size_t(r * n)];
+    float acc = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      sc[j] = std::exp(sc[j] - mx[r]);  // exp(-inf) = 0 for the rows this head does not see
+      acc += sc[j];
+    }
+    sum[r] = acc;
+  }
+  std::memset(out, 0, size_t(grp * D) * sizeof(float));
+  idx = 0;
+  for (int s = 0; s < nseg; ++s) {
+    for (int64_t j = 0; j < segs[s].count; ++j, ++idx) {
+      const float* vr = segs[s].v + j * D;
+      for (int64_t r = 0; r < grp; ++r) {
+        const float w = scores[size_t(r * n + idx)];
+        if (w != 0.0f) simd::axpy(w, vr, out + r * D, D);
+      }
+    }
+  }
+  for (int64_t r = 0; r < grp; ++r) simd::scale(1.0f / sum[r], out + r * D, D);
+}
+
+}  // namespace
+
 void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos, float* out) {
   const AttentionSpec& spec = cache.spec();
-  const int64_t H = spec.heads, D = spec.head_dim, grp = spec.group();
+  const int64_t H = spec.heads, G = spec.kv_heads, D = spec.head_dim, grp = spec.group();
   const float scale = 1.0f / std::sqrt(float(D));
+  if (cache.h2o()) {
 #pragma omp parallel
-  {
-    std::vector<float> scores;
+    {
+      std::vector<float> scores;
 #pragma omp for schedule(static)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t g = h / grp;
-      const float* K = cache.k(layer, g);
-      const float* V = cache.v(layer, g);
-      if (cache.h2o()) {
+      for (int64_t h = 0; h < H; ++h) {
         // Every filled slot, in slot order (softmax does not care which), then the scores.
+        const int64_t g = h / grp;
         const int64_t n = cache.h2o_filled(layer, g);
-        Segment seg{K, V, n};
+        Segment seg{cache.k(layer, g), cache.v(layer, g), n};
         scores.resize(size_t(n));
         attend_row(q + h * D, &seg, 1, D, scale, scores.data(), out + h * D);
         float sum = 0;
         for (int64_t j = 0; j < n; ++j) sum += scores[size_t(j)];
         float* acc = cache.h2o_scores(layer, h);
         for (int64_t j = 0; j < n; ++j) acc[j] += scores[size_t(j)] / sum;
-        continue;
       }
-      const HeadSpan& sp = spec.span(layer, h);
-      VisibleRanges r = visible_ranges(sp, pos);
-      Segment segs[4];
+    }
+    return;
+  }
+  // GQA-native: one KV head's query heads together, so each stored row is read once per group
+  // instead of once per head (decode at long contexts is bound by these reads).
+#pragma omp parallel
+  {
+    std::vector<float> scores, mx(static_cast<size_t>(grp)), sum(static_cast<size_t>(grp));
+    std::vector<VisibleRanges> vis(static_cast<size_t>(grp));
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < G; ++g) {
+      const float* K = cache.k(layer, g);
+      const float* V = cache.v(layer, g);
+      // The union of the group's visible positions: [0, sink_end) and [band_begin, pos].
+      int64_t sink_end = 0, band_begin = pos + 1;
+      for (int64_t r = 0; r < grp; ++r) {
+        vis[size_t(r)] = visible_ranges(spec.span(layer, g * grp + r), pos);
+        sink_end = std::max(sink_end, vis[size_t(r)].sink_end);
+        band_begin = std::min(band_begin, vis[size_t(r)].band_begin);
+      }
+      band_begin = std::max(band_begin, sink_end);
+      PosSegment segs[4];
       int nseg = 0;
       // A position range maps to contiguous slots except where the ring wraps.
       auto add_range = [&](int64_t p0, int64_t p1) {  // [p0, p1)
+        const int64_t ks = cache.kv_sink(layer, g);
         while (p0 < p1) {
           const int64_t s = cache.slot(layer, g, p0);
           int64_t run = p1 - p0;
-          const int64_t ks = cache.kv_sink(layer, g);
           if (p0 >= ks) run = std::min(run, cache.capacity(layer, g) - s);
           else run = std::min(run, ks - p0);
-          segs[nseg++] = {K + s * D, V + s * D, run};
+          segs[nseg++] = {K + s * D, V + s * D, run, p0};
           p0 += run;
         }
       };
-      add_range(0, r.sink_end);
-      add_range(r.band_begin, pos + 1);
+      add_range(0, sink_end);
+      add_range(band_begin, pos + 1);
       MOA_CHECK(nseg <= 4, "nseg {}", nseg);
-      scores.resize(size_t(pos + 1));
-      attend_row(q + h * D, segs, nseg, D, scale, scores.data(), out + h * D);
+      attend_group(q + g * grp * D, grp, vis.data(), segs, nseg, D, scale, scores, mx.data(),
+                   sum.data(), out + g * grp * D);
     }
   }
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <numbers>
+#include <random>
 
 #include "moa/attention.h"
 #include "moa/error.h"
@@ -183,6 +184,32 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
     compute_logits(model_, xn.data(), 1, logits.data());
   }
   return logits;
+}
+
+void Session::fill_synthetic(int64_t T, uint32_t seed) {
+  const ModelConfig& c = model_.cfg;
+  const int64_t KD = c.kv_dim(), H = c.heads;
+  MOA_CHECK(T > 0 && T <= caches_[0].spec().n_ctx, "T {} n_ctx {}", T, caches_[0].spec().n_ctx);
+  // One buffer of unit-normal K/V (RoPE'd keys have that scale after the projections) and one of
+  // H2O column sums, shared by every layer and sequence: generating them is the slow part.
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> k(size_t(T * KD)), v(size_t(T * KD));
+  for (auto& f : k) f = normal(rng);
+  for (auto& f : v) f = normal(rng);
+  std::vector<float> col_sums;
+  if (caches_[0].h2o()) {
+    std::uniform_real_distribution<float> mass(0.f, 1.f);
+    col_sums.resize(size_t(H * T));
+    for (auto& f : col_sums) f = mass(rng);
+  }
+  for (KvCache& kc : caches_) {
+    MOA_CHECK(kc.length() == 0, "fill into a used cache");
+    for (int64_t l = 0; l < c.layers; ++l) {
+      kc.store_prefill(l, T, k.data(), v.data(), col_sums.empty() ? nullptr : col_sums.data());
+    }
+    kc.set_length(T);
+  }
 }
 
 std::vector<float> Session::decode_batch(const std::vector<int32_t>& ids) {

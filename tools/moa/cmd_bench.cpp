@@ -1,5 +1,12 @@
 // moa bench: prefill and decode speed and memory on random token ids. Each measurement is
 // repeated --repeat times and the median is reported (the machines are noisy).
+//
+// --fill synthetic skips the prefill and fills the caches with random K/V: decode at 32k on a
+// 1B-shaped model then costs seconds instead of an hour of prefill on 2 cores, and the bytes a
+// decode step reads are the same. --fit-gib picks the largest batch whose caches fit a memory
+// budget next to the loaded weights.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +25,8 @@ struct BenchOptions {
   int64_t ctx = 0, gen = 32, batch = 1, prefill = 512, repeat = 3;
   int threads = 0;
   bool json = false;
+  std::string fill = "prefill";
+  double fit_gib = 0;
   AttentionOptions attn;
 };
 
@@ -26,7 +35,32 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-void run(const BenchOptions& o) {
+int64_t current_rss_bytes() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return int64_t(resident) * sysconf(_SC_PAGESIZE);
+}
+
+// The largest batch whose caches and per-sequence decode buffers fit `gib` GiB next to what is
+// resident now (the weights), keeping a fixed reserve for the prefill/fill working set.
+int64_t fit_batch(const ModelConfig& c, const AttentionSpec& spec, double gib, const std::string& dir) {
+  const int64_t budget = int64_t(gib * double(1LL << 30));
+  const int64_t reserve = int64_t(512) << 20;
+  const int64_t per_seq = KvCache::bytes_for(spec) +
+                          4 * (c.vocab + 4 * c.hidden + 3 * c.intermediate + c.q_dim() + 2 * c.kv_dim());
+  const int64_t free = budget - current_rss_bytes() - reserve;
+  if (free < per_seq) {
+    input_error("{}: --fit-gib {}: not even one sequence's cache ({:.1f} MiB) fits next to the weights",
+                dir, gib, double(per_seq) / (1 << 20));
+  }
+  return free / per_seq;
+}
+
+void run(const BenchOptions& in) {
+  BenchOptions o = in;
   set_threads(o.threads);
   Model model = Model::load(o.dir);
   const ModelConfig& c = model.cfg;
@@ -42,13 +76,20 @@ void run(const BenchOptions& o) {
   std::vector<int32_t> ids(static_cast<size_t>(P));
   for (auto& t : ids) t = tok(rng);
   AttentionSpec spec = make_attention_spec(c, n_ctx, o.attn);
+  if (o.fit_gib > 0) o.batch = fit_batch(c, spec, o.fit_gib, o.dir);
+  const bool synthetic = o.fill == "synthetic";
+  if (synthetic && o.ctx == 0) input_error("bench: --fill synthetic needs --ctx > 0 (it replaces the prefill)");
   std::vector<double> pre, dec;
   int64_t kv_bytes = 0;
   for (int64_t r = 0; r < o.repeat; ++r) {
     // Prefill is timed on the first sequence; the others are filled the same way, untimed.
     Session s(model, spec, o.batch);
+    std::vector<float> logits;
+    if (synthetic) {
+      s.fill_synthetic(o.ctx, uint32_t(1234 + r));
+    } else {
     auto t0 = std::chrono::steady_clock::now();
-    auto logits = s.prefill(o.ctx > 0 ? ids : std::vector<int32_t>{ids[0]}, nullptr, 0);
+    logits = s.prefill(o.ctx > 0 ? ids : std::vector<int32_t>{ids[0]}, nullptr, 0);
     auto t1 = std::chrono::steady_clock::now();
     if (o.ctx > 0) {
       pre.push_back(double(P) / std::chrono::duration<double>(t1 - t0).count());
@@ -59,6 +100,7 @@ void run(const BenchOptions& o) {
       pre.push_back(double(P) / std::chrono::duration<double>(std::chrono::steady_clock::now() - ta).count());
     }
     for (int64_t b = 1; b < o.batch; ++b) s.prefill(o.ctx > 0 ? ids : std::vector<int32_t>{ids[0]}, nullptr, b);
+    }
     // Decode: `gen` steps of the whole batch, from context ctx (one token when ctx is 0).
     std::vector<int32_t> step(size_t(o.batch));
     auto t2 = std::chrono::steady_clock::now();
@@ -69,25 +111,29 @@ void run(const BenchOptions& o) {
     auto t3 = std::chrono::steady_clock::now();
     dec.push_back(double(o.gen * o.batch) / std::chrono::duration<double>(t3 - t2).count());
     kv_bytes = s.kv_bytes();
-    std::fprintf(stderr, "bench: run %lld/%lld prefill %.1f tok/s decode %.2f tok/s\n",
-                 (long long)r + 1, (long long)o.repeat, pre.back(), dec.back());
+    std::fprintf(stderr, "bench: run %lld/%lld prefill %.1f tok/s decode %.2f tok/s (batch %lld)\n",
+                 (long long)r + 1, (long long)o.repeat, synthetic ? 0.0 : pre.back(), dec.back(),
+                 (long long)o.batch);
   }
   nlohmann::json j = {{"ctx", o.ctx},
                       {"prefill_tokens", P},
                       {"gen", o.gen},
                       {"batch", o.batch},
                       {"threads", o.threads},
-                      {"prefill_tok_s", median(pre)},
+                      {"fill", o.fill},
+                      {"prefill_tok_s", synthetic ? nlohmann::json(nullptr) : nlohmann::json(median(pre))},
                       {"decode_tok_s", median(dec)},
                       {"kv_bytes", kv_bytes},
                       {"peak_rss_bytes", peak_rss_bytes()},
                       {"repeat", o.repeat}};
+  if (o.fit_gib > 0) j["fit_gib"] = o.fit_gib;
   if (o.json) {
     print_json(j);
   } else {
-    std::printf("prefill %lld tok: %.1f tok/s | decode at ctx %lld: %.2f tok/s | KV %.2f MiB | "
-                "peak RSS %.1f MiB\n",
-                (long long)P, median(pre), (long long)o.ctx, median(dec),
+    const std::string pre_text = synthetic ? std::string("prefill not run (--fill synthetic)")
+                                           : fmt::format("prefill {} tok: {:.1f} tok/s", P, median(pre));
+    std::printf("%s | decode at ctx %lld, batch %lld: %.2f tok/s | KV %.2f MiB | peak RSS %.1f MiB\n",
+                pre_text.c_str(), (long long)o.ctx, (long long)o.batch, median(dec),
                 double(kv_bytes) / (1 << 20), double(peak_rss_bytes()) / (1 << 20));
   }
 }
@@ -100,6 +146,12 @@ void setup(CLI::App& app) {
   app.add_option("--batch", o->batch, "sequences decoded together (decode_tok_s counts all)")->check(CLI::PositiveNumber);
   app.add_option("--prefill", o->prefill, "prefill tokens measured when --ctx is 0")->check(CLI::PositiveNumber);
   app.add_option("--repeat", o->repeat, "repetitions; medians are reported")->check(CLI::PositiveNumber);
+  app.add_option("--fill", o->fill, "how the context is filled before decoding: prefill (timed) or "
+                 "synthetic (random K/V, no prefill; decode only)")
+      ->check(CLI::IsMember({"prefill", "synthetic"}));
+  app.add_option("--fit-gib", o->fit_gib, "use the largest batch whose KV caches fit in this many GiB "
+                 "with the weights (overrides --batch)")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--json", o->json, "print one JSON object");
   add_threads_option(app, o->threads);
   add_attention_options(app, o->attn);
