@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "attention/simd.h"
 #include "moa/attention.h"
 #include "moa/kv_cache.h"
 #include "test_util.h"
@@ -123,6 +124,34 @@ TEST_P(AttentionKernels, DecodeMatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, AttentionKernels, ::testing::Values(1, 2));
+
+// The vector exp against std::exp on fresh random inputs: close everywhere it matters, exactly 0
+// where a softmax entry is masked (-inf) or underflows, and the same value wherever in an array
+// an element sits (the dense and sparse paths must stay bit-identical).
+TEST(Simd, ExpMatchesStdExp) {
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_real_distribution<float> u(-87.0f, 88.0f);
+  std::vector<float> x(1003);
+  for (auto& f : x) f = u(rng);
+  std::vector<float> y = x;
+  simd::exp_sub(y.data(), int64_t(y.size()), 0.0f);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(double(x[i]));
+    ASSERT_NEAR(y[i] / want, 1.0, 1e-6) << "x=" << x[i];
+  }
+  std::vector<float> tail(x.begin() + 5, x.end());
+  simd::exp_sub(tail.data(), int64_t(tail.size()), 0.0f);
+  for (size_t i = 0; i < tail.size(); ++i) ASSERT_EQ(tail[i], y[i + 5]);
+  std::vector<float> low = {-INFINITY, -88.0f, -1000.0f, 0.0f, -87.0f};
+  simd::exp_sub(low.data(), int64_t(low.size()), 0.0f);
+  EXPECT_EQ(low[0], 0.0f);
+  EXPECT_EQ(low[1], 0.0f);
+  EXPECT_EQ(low[2], 0.0f);
+  EXPECT_FLOAT_EQ(low[3], 1.0f);
+  EXPECT_GT(low[4], 0.0f);
+  EXPECT_EQ(simd::exp1(-INFINITY), 0.0f);
+  EXPECT_NEAR(simd::exp1(0.5f), std::exp(0.5), 1e-6);
+}
 
 TEST(KvCache, StoresSinkPlusLargestWindowOfGroup) {
   AttentionSpec s = AttentionSpec::dense(1, 4, 2, 8, 1000);

@@ -33,11 +33,9 @@ void attend_row(const float* q, const Segment* segs, int nseg, int64_t D, float 
       mx = std::max(mx, x);
     }
   }
+  simd::exp_sub(scores, n, mx);
   float sum = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    scores[j] = std::exp(scores[j] - mx);
-    sum += scores[j];
-  }
+  for (int64_t j = 0; j < n; ++j) sum += scores[j];
   std::memset(out, 0, size_t(D) * sizeof(float));
   n = 0;
   for (int s = 0; s < nseg; ++s) {
@@ -114,8 +112,9 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
         scores_transposed(qi, KT, T, D, r.band_begin, i + 1, scale, scores.data() + n_sink);
         float mx = -INFINITY;
         for (int64_t j = 0; j < n; ++j) mx = std::max(mx, scores[size_t(j)]);
+        simd::exp_sub(scores.data(), n, mx);
         float sum = 0;
-        for (int64_t j = 0; j < n; ++j) sum += scores[size_t(j)] = std::exp(scores[size_t(j)] - mx);
+        for (int64_t j = 0; j < n; ++j) sum += scores[size_t(j)];
         std::memset(o, 0, size_t(D) * sizeof(float));
         for (int64_t j = 0; j < n_sink; ++j) simd::axpy(scores[size_t(j)], V + j * D, o, D);
         for (int64_t j = n_sink; j < n; ++j) {
@@ -174,11 +173,9 @@ void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const P
   }
   for (int64_t r = 0; r < grp; ++r) {
     float* sc = &scores[size_t(r * n)];
+    simd::exp_sub(sc, n, mx[r]);  // exactly 0 for the rows this head does not see
     float acc = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      sc[j] = std::exp(sc[j] - mx[r]);  // exp(-inf) = 0 for the rows this head does not see
-      acc += sc[j];
-    }
+    for (int64_t j = 0; j < n; ++j) acc += sc[j];
     sum[r] = acc;
   }
   std::memset(out, 0, size_t(grp * D) * sizeof(float));

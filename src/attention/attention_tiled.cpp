@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "attention/attention_tiles.h"
+#include "attention/simd.h"
 #include "moa/attention.h"
 
 namespace moa {
@@ -47,9 +48,10 @@ void attention_forward(const AttentionSpec& spec, int64_t layer, const float* q,
               continue;
             }
             const float m_new = std::max(m[size_t(r)], mx);
-            const float corr = std::exp(m[size_t(r)] - m_new);  // 0 on the first visible tile
+            const float corr = simd::exp1(m[size_t(r)] - m_new);  // 0 on the first visible tile
+            simd::exp_sub(s, bk, m_new);
             float sum = 0;
-            for (int64_t c = 0; c < bk; ++c) sum += s[c] = std::exp(s[c] - m_new);
+            for (int64_t c = 0; c < bk; ++c) sum += s[c];
             l[size_t(r)] = l[size_t(r)] * corr + sum;
             m[size_t(r)] = m_new;
             if (corr != 1.0f) {
