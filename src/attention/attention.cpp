@@ -146,47 +146,34 @@ struct PosSegment {
 };
 
 // The `grp` query heads of one KV group (q: (grp, D)) against the group's stored rows: head r
-// sees position p iff p < vis[r].sink_end or p >= vis[r].band_begin. Rows are taken 8 at a time
-// and every K and V block is used by all heads of the group while it is in L1: K and V are read
-// once per group, scores come 8 per vector (dot8), and each head's output row is updated once per
-// block instead of once per key. The output accumulates w_j v_j in key order with one rounding per
-// key, as attend_row does. pad: scratch for a partial block.
+// sees position p iff p < vis[r].sink_end or p >= vis[r].band_begin. Every K and V row is read
+// once for the whole group. Per head, the arithmetic is attend_row's, in the same order, so a head
+// that sees every row gets exactly what attend_row gives it. scores: scratch.
 void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const PosSegment* segs,
-                  int nseg, int64_t D, float scale, std::vector<float>& scores, std::vector<float>& pad,
-                  float* mx, float* sum, float* out) {
+                  int nseg, int64_t D, float scale, std::vector<float>& scores, float* mx, float* sum,
+                  float* out) {
   int64_t n = 0;
   for (int s = 0; s < nseg; ++s) n += segs[s].count;
   scores.resize(size_t(grp * n));
-  pad.assign(size_t(8 * D), 0.0f);
-  const __m256i tail = simd::tail_mask(D);
-  const __m256 vscale = _mm256_set1_ps(scale);
+  for (int64_t r = 0; r < grp; ++r) mx[r] = -INFINITY;
   int64_t idx = 0;
   for (int s = 0; s < nseg; ++s) {
-    for (int64_t j = 0; j < segs[s].count; j += 8, idx += 8) {
-      const int64_t cnt = std::min<int64_t>(8, segs[s].count - j);
-      const float* kb = segs[s].k + j * D;
-      if (cnt < 8) {
-        std::copy(kb, kb + cnt * D, pad.begin());
-        kb = pad.data();
-      }
+    for (int64_t j = 0; j < segs[s].count; ++j, ++idx) {
+      const int64_t p = segs[s].pos0 + j;
+      const float* kr = segs[s].k + j * D;
       for (int64_t r = 0; r < grp; ++r) {
-        alignas(32) float sc8[8];
-        _mm256_store_ps(sc8, _mm256_mul_ps(simd::dot8(q + r * D, kb, D, tail), vscale));
-        float* dst = &scores[size_t(r * n + idx)];
-        for (int64_t t = 0; t < cnt; ++t) {
-          const int64_t p = segs[s].pos0 + j + t;
-          dst[t] = (p < vis[r].sink_end || p >= vis[r].band_begin) ? sc8[t] : -INFINITY;
+        float x = -INFINITY;
+        if (p < vis[r].sink_end || p >= vis[r].band_begin) {
+          x = simd::dot(q + r * D, kr, D) * scale;
+          mx[r] = std::max(mx[r], x);
         }
+        scores[size_t(r * n + idx)] = x;
       }
     }
-    idx -= (8 - segs[s].count % 8) % 8;  // the last block's unused slots
   }
   for (int64_t r = 0; r < grp; ++r) {
     float* sc = &scores[size_t(r * n)];
-    float m = -INFINITY;
-    for (int64_t j = 0; j < n; ++j) m = std::max(m, sc[j]);
-    mx[r] = m;
-    simd::exp_sub(sc, n, m);  // exactly 0 for the rows this head does not see
+    simd::exp_sub(sc, n, mx[r]);  // exactly 0 for the rows this head does not see
     float acc = 0;
     for (int64_t j = 0; j < n; ++j) acc += sc[j];
     sum[r] = acc;
@@ -194,30 +181,13 @@ void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const P
   std::memset(out, 0, size_t(grp * D) * sizeof(float));
   idx = 0;
   for (int s = 0; s < nseg; ++s) {
-    for (int64_t j = 0; j < segs[s].count; j += 8, idx += 8) {
-      const int64_t cnt = std::min<int64_t>(8, segs[s].count - j);
-      const float* vb = segs[s].v + j * D;
+    for (int64_t j = 0; j < segs[s].count; ++j, ++idx) {
+      const float* vr = segs[s].v + j * D;
       for (int64_t r = 0; r < grp; ++r) {
-        const float* w = &scores[size_t(r * n + idx)];
-        float* o = out + r * D;
-        int64_t d = 0;
-        for (; d + 8 <= D; d += 8) {
-          __m256 acc = _mm256_loadu_ps(o + d);
-          for (int64_t t = 0; t < cnt; ++t) {
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(vb + t * D + d), acc);
-          }
-          _mm256_storeu_ps(o + d, acc);
-        }
-        if (d < D) {
-          __m256 acc = _mm256_maskload_ps(o + d, tail);
-          for (int64_t t = 0; t < cnt; ++t) {
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_maskload_ps(vb + t * D + d, tail), acc);
-          }
-          _mm256_maskstore_ps(o + d, tail, acc);
-        }
+        const float w = scores[size_t(r * n + idx)];
+        if (w != 0.0f) simd::axpy(w, vr, out + r * D, D);
       }
     }
-    idx -= (8 - segs[s].count % 8) % 8;
   }
   for (int64_t r = 0; r < grp; ++r) simd::scale(1.0f / sum[r], out + r * D, D);
 }
@@ -252,7 +222,7 @@ void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos
   // instead of once per head (decode at long contexts is bound by these reads).
 #pragma omp parallel
   {
-    std::vector<float> scores, pad, mx(static_cast<size_t>(grp)), sum(static_cast<size_t>(grp));
+    std::vector<float> scores, mx(static_cast<size_t>(grp)), sum(static_cast<size_t>(grp));
     std::vector<VisibleRanges> vis(static_cast<size_t>(grp));
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) {
@@ -283,7 +253,7 @@ void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos
       add_range(0, sink_end);
       add_range(band_begin, pos + 1);
       MOA_CHECK(nseg <= 4, "nseg {}", nseg);
-      attend_group(q + g * grp * D, grp, vis.data(), segs, nseg, D, scale, scores, pad, mx.data(),
+      attend_group(q + g * grp * D, grp, vis.data(), segs, nseg, D, scale, scores, mx.data(),
                    sum.data(), out + g * grp * D);
     }
   }

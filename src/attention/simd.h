@@ -38,34 +38,6 @@ inline void axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-// Lanes [0, n % 8) set: the mask for the last, partial chunk of a row of n floats.
-inline __m256i tail_mask(int64_t n) {
-  const int64_t t = n % 8;
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(t)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-// The dot products of q (D) with 8 consecutive rows of k (row stride D), as one vector, without a
-// horizontal sum per row. Each row's products are reduced in the same lane pattern whichever of
-// the 8 slots it sits in, so a key's score does not depend on where a block starts.
-inline __m256 dot8(const float* q, const float* k, int64_t D, __m256i tail) {
-  __m256 a[8];
-  for (auto& x : a) x = _mm256_setzero_ps();
-  int64_t d = 0;
-  for (; d + 8 <= D; d += 8) {
-    const __m256 qv = _mm256_loadu_ps(q + d);
-    for (int r = 0; r < 8; ++r) a[r] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + r * D + d), a[r]);
-  }
-  if (d < D) {
-    const __m256 qv = _mm256_maskload_ps(q + d, tail);
-    for (int r = 0; r < 8; ++r) a[r] = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + r * D + d, tail), a[r]);
-  }
-  // hadd pairs lanes within each 128-bit half; two rounds give each row's half sums, and the two
-  // halves are added last: row r -> lane r.
-  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
 // exp of 8 lanes: Cephes' single-precision range reduction and polynomial (relative error about
 // 2e-7 on [-87, 88], like std::exp's float rounding); lanes below -87.3 (and -inf) give exactly 0,
 // so softmax entries a head does not see stay 0. A scalar std::exp per score was the largest cost
