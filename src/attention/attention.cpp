@@ -12,40 +12,6 @@
 
 namespace moa {
 
-namespace {
-
-// Softmax-weighted sum over a set of keys given by up to `n` (pointer, count) segments of
-// rows with stride D. scores: scratch of at least the total count.
-struct Segment {
-  const float* k;
-  const float* v;
-  int64_t count;
-};
-
-void attend_row(const float* q, const Segment* segs, int nseg, int64_t D, float scale,
-                float* scores, float* out) {
-  float mx = -INFINITY;
-  int64_t n = 0;
-  for (int s = 0; s < nseg; ++s) {
-    for (int64_t j = 0; j < segs[s].count; ++j) {
-      float x = simd::dot(q, segs[s].k + j * D, D) * scale;
-      scores[n++] = x;
-      mx = std::max(mx, x);
-    }
-  }
-  simd::exp_sub(scores, n, mx);
-  float sum = 0;
-  for (int64_t j = 0; j < n; ++j) sum += scores[j];
-  std::memset(out, 0, size_t(D) * sizeof(float));
-  n = 0;
-  for (int s = 0; s < nseg; ++s) {
-    for (int64_t j = 0; j < segs[s].count; ++j) simd::axpy(scores[n++], segs[s].v + j * D, out, D);
-  }
-  simd::scale(1.0f / sum, out, D);
-}
-
-}  // namespace
-
 // Scores of one query against keys [a, b) of a transposed key panel KT: (D, T). Eight keys per
 // vector, the query broadcast one dimension at a time: no horizontal sums.
 static void scores_transposed(const float* q, const float* KT, int64_t T, int64_t D, int64_t a,
@@ -112,9 +78,7 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
         scores_transposed(qi, KT, T, D, r.band_begin, i + 1, scale, scores.data() + n_sink);
         float mx = -INFINITY;
         for (int64_t j = 0; j < n; ++j) mx = std::max(mx, scores[size_t(j)]);
-        simd::exp_sub(scores.data(), n, mx);
-        float sum = 0;
-        for (int64_t j = 0; j < n; ++j) sum += scores[size_t(j)];
+        const float sum = simd::exp_sub(scores.data(), n, mx);
         std::memset(o, 0, size_t(D) * sizeof(float));
         for (int64_t j = 0; j < n_sink; ++j) simd::axpy(scores[size_t(j)], V + j * D, o, D);
         for (int64_t j = n_sink; j < n; ++j) {
@@ -147,8 +111,8 @@ struct PosSegment {
 
 // The `grp` query heads of one KV group (q: (grp, D)) against the group's stored rows: head r
 // sees position p iff p < vis[r].sink_end or p >= vis[r].band_begin. Every K and V row is read
-// once for the whole group. Per head, the arithmetic is attend_row's, in the same order, so a head
-// that sees every row gets exactly what attend_row gives it. scores: scratch.
+// once for the whole group. On return, scores (grp, n) hold each head's unnormalised
+// probabilities and sum[r] their total (H2O accumulates them).
 void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const PosSegment* segs,
                   int nseg, int64_t D, float scale, std::vector<float>& scores, float* mx, float* sum,
                   float* out) {
@@ -173,10 +137,7 @@ void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const P
   }
   for (int64_t r = 0; r < grp; ++r) {
     float* sc = &scores[size_t(r * n)];
-    simd::exp_sub(sc, n, mx[r]);  // exactly 0 for the rows this head does not see
-    float acc = 0;
-    for (int64_t j = 0; j < n; ++j) acc += sc[j];
-    sum[r] = acc;
+    sum[r] = simd::exp_sub(sc, n, mx[r]);  // exactly 0 for the rows this head does not see
   }
   std::memset(out, 0, size_t(grp * D) * sizeof(float));
   idx = 0;
@@ -202,16 +163,16 @@ void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos
 #pragma omp parallel
     {
       std::vector<float> scores;
+      float mx = 0, sum = 0;
 #pragma omp for schedule(static)
       for (int64_t h = 0; h < H; ++h) {
-        // Every filled slot, in slot order (softmax does not care which), then the scores.
+        // Every filled slot, in slot order (softmax does not care which; slot indices stand in
+        // for positions, all visible), then the scores.
         const int64_t g = h / grp;
         const int64_t n = cache.h2o_filled(layer, g);
-        Segment seg{cache.k(layer, g), cache.v(layer, g), n};
-        scores.resize(size_t(n));
-        attend_row(q + h * D, &seg, 1, D, scale, scores.data(), out + h * D);
-        float sum = 0;
-        for (int64_t j = 0; j < n; ++j) sum += scores[size_t(j)];
+        const PosSegment seg{cache.k(layer, g), cache.v(layer, g), n, 0};
+        const VisibleRanges all{n, n};
+        attend_group(q + h * D, 1, &all, &seg, 1, D, scale, scores, &mx, &sum, out + h * D);
         float* acc = cache.h2o_scores(layer, h);
         for (int64_t j = 0; j < n; ++j) acc[j] += scores[size_t(j)] / sum;
       }

@@ -49,9 +49,7 @@ void attention_forward(const AttentionSpec& spec, int64_t layer, const float* q,
             }
             const float m_new = std::max(m[size_t(r)], mx);
             const float corr = simd::exp1(m[size_t(r)] - m_new);  // 0 on the first visible tile
-            simd::exp_sub(s, bk, m_new);
-            float sum = 0;
-            for (int64_t c = 0; c < bk; ++c) sum += s[c];
+            const float sum = simd::exp_sub(s, bk, m_new);
             l[size_t(r)] = l[size_t(r)] * corr + sum;
             m[size_t(r)] = m_new;
             if (corr != 1.0f) {

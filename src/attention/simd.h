@@ -61,9 +61,10 @@ inline __m256 exp8(__m256 x) {
   return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), keep);
 }
 
-// x[i] = exp(x[i] - m) for i < n. The tail goes through the same lanes, so an element's value does
-// not depend on where it sits in the array (dense and sparse paths stay bit-identical).
-inline void exp_sub(float* x, int64_t n, float m) {
+// x[i] = exp(x[i] - m) for i < n; returns their sum, added in index order (a softmax's
+// denominator). The tail goes through the same lanes, so an element's value does not depend on
+// where it sits in the array (dense and sparse paths stay bit-identical).
+inline float exp_sub(float* x, int64_t n, float m) {
   const __m256 vm = _mm256_set1_ps(m);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
@@ -73,12 +74,14 @@ inline void exp_sub(float* x, int64_t n, float m) {
     _mm256_store_ps(t, exp8(_mm256_sub_ps(_mm256_load_ps(t), vm)));
     for (int64_t j = i; j < n; ++j) x[j] = t[j - i];
   }
+  float sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += x[j];
+  return sum;
 }
 
 inline float exp1(float x) {
-  alignas(32) float t[8] = {x, 0, 0, 0, 0, 0, 0, 0};
-  _mm256_store_ps(t, exp8(_mm256_load_ps(t)));
-  return t[0];
+  exp_sub(&x, 1, 0.0f);
+  return x;
 }
 
 inline void scale(float a, float* y, int64_t n) {

@@ -5,8 +5,6 @@
 // 1B-shaped model then costs seconds instead of an hour of prefill on 2 cores, and the bytes a
 // decode step reads are the same. --fit-gib picks the largest batch whose caches fit a memory
 // budget next to the loaded weights.
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,15 +33,6 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-int64_t current_rss_bytes() {
-  long pages = 0, resident = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return int64_t(resident) * sysconf(_SC_PAGESIZE);
-}
-
 // The largest batch whose caches and per-sequence decode buffers fit `gib` GiB next to what is
 // resident now (the weights), keeping a fixed reserve for the prefill/fill working set.
 int64_t fit_batch(const ModelConfig& c, const AttentionSpec& spec, double gib, const std::string& dir) {
@@ -61,6 +50,8 @@ int64_t fit_batch(const ModelConfig& c, const AttentionSpec& spec, double gib, c
 
 void run(const BenchOptions& in) {
   BenchOptions o = in;
+  const bool synthetic = o.fill == "synthetic";
+  if (synthetic && o.ctx == 0) input_error("bench: --fill synthetic needs --ctx > 0 (it replaces the prefill)");
   set_threads(o.threads);
   Model model = Model::load(o.dir);
   const ModelConfig& c = model.cfg;
@@ -75,38 +66,38 @@ void run(const BenchOptions& in) {
   std::uniform_int_distribution<int32_t> tok(0, int32_t(c.vocab - 1));
   std::vector<int32_t> ids(static_cast<size_t>(P));
   for (auto& t : ids) t = tok(rng);
+  // What each sequence is prefilled with: the ctx tokens, or one token when only prefill speed
+  // (of --prefill tokens, in a separate session) and decode from the start are measured.
+  const std::vector<int32_t> context = o.ctx > 0 ? ids : std::vector<int32_t>{ids[0]};
   AttentionSpec spec = make_attention_spec(c, n_ctx, o.attn);
   if (o.fit_gib > 0) o.batch = fit_batch(c, spec, o.fit_gib, o.dir);
-  const bool synthetic = o.fill == "synthetic";
-  if (synthetic && o.ctx == 0) input_error("bench: --fill synthetic needs --ctx > 0 (it replaces the prefill)");
   std::vector<double> pre, dec;
   int64_t kv_bytes = 0;
   for (int64_t r = 0; r < o.repeat; ++r) {
     // Prefill is timed on the first sequence; the others are filled the same way, untimed.
     Session s(model, spec, o.batch);
-    std::vector<float> logits;
     if (synthetic) {
       s.fill_synthetic(o.ctx, uint32_t(1234 + r));
     } else {
-    auto t0 = std::chrono::steady_clock::now();
-    logits = s.prefill(o.ctx > 0 ? ids : std::vector<int32_t>{ids[0]}, nullptr, 0);
-    auto t1 = std::chrono::steady_clock::now();
-    if (o.ctx > 0) {
-      pre.push_back(double(P) / std::chrono::duration<double>(t1 - t0).count());
-    } else {
-      Session p(model, spec);
-      auto ta = std::chrono::steady_clock::now();
-      p.prefill(ids);
-      pre.push_back(double(P) / std::chrono::duration<double>(std::chrono::steady_clock::now() - ta).count());
-    }
-    for (int64_t b = 1; b < o.batch; ++b) s.prefill(o.ctx > 0 ? ids : std::vector<int32_t>{ids[0]}, nullptr, b);
+      auto t0 = std::chrono::steady_clock::now();
+      s.prefill(context, nullptr, 0);
+      auto t1 = std::chrono::steady_clock::now();
+      if (o.ctx > 0) {
+        pre.push_back(double(P) / std::chrono::duration<double>(t1 - t0).count());
+      } else {
+        Session p(model, spec);
+        auto ta = std::chrono::steady_clock::now();
+        p.prefill(ids);
+        pre.push_back(double(P) / std::chrono::duration<double>(std::chrono::steady_clock::now() - ta).count());
+      }
+      for (int64_t b = 1; b < o.batch; ++b) s.prefill(context, nullptr, b);
     }
     // Decode: `gen` steps of the whole batch, from context ctx (one token when ctx is 0).
     std::vector<int32_t> step(size_t(o.batch));
     auto t2 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < o.gen; ++i) {
       for (auto& t : step) t = tok(rng);
-      logits = s.decode_batch(step);
+      s.decode_batch(step);
     }
     auto t3 = std::chrono::steady_clock::now();
     dec.push_back(double(o.gen * o.batch) / std::chrono::duration<double>(t3 - t2).count());

@@ -33,6 +33,7 @@ std::string read_prompt(const std::string& text, const std::string& file);
 // Prints one JSON object on stdout (the only thing --json writes there).
 void print_json(const nlohmann::json& j);
 
+int64_t current_rss_bytes();  // resident now (/proc/self/statm)
 int64_t peak_rss_bytes();
 
 }  // namespace moa::cli
