@@ -93,6 +93,50 @@ BENCHMARK(BM_DecodeAttention)
     ->Args({32768, 0})->Args({32768, 16384 - 64})->Args({32768, 8192 - 64})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// A whole decode step's attention (every layer of the tiny shape: 4 x 8 heads, D 32) at context N
+// and KV density d: uniform windows vs the mixed plan of bench/moa_vs_dense.sh (alternate heads
+// get 1.5 d N and 0.5 d N). Both read the same bytes; this separates the kernel from the rest
+// of a decode step when the two differ in `moa bench`. Args: N, density in %, mixed, threads.
+void BM_DecodeStepAttention(benchmark::State& st) {
+  const int64_t N = st.range(0), pct = st.range(1), L = 4, H = 8, G = 8, D = 32;
+  const bool mixed = st.range(2) != 0;
+  const int threads = int(st.range(3));
+  moa::AttentionSpec spec = moa::AttentionSpec::dense(L, H, G, D, N + 1);
+  for (int64_t l = 0; l < L; ++l) {
+    for (int64_t h = 0; h < H; ++h) {
+      const double f = !mixed ? 1.0 : ((h + l) % 2 == 0 ? 1.5 : 0.5);
+      spec.spans[size_t(l * H + h)] = {64, int64_t(f * double(pct) / 100.0 * double(N)) - 64};
+    }
+  }
+  moa::KvCache cache(spec);
+  auto k = randn(size_t(N * G * D), 3), v = randn(size_t(N * G * D), 4), q = randn(size_t(H * D), 5);
+  auto kr = randn(size_t(G * D), 6);
+  for (int64_t l = 0; l < L; ++l) {
+    cache.store_prefill(l, N, k.data(), v.data());
+    cache.store(l, N, kr.data(), kr.data());
+  }
+  cache.set_length(N + 1);
+  std::vector<float> out(size_t(H * D));
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  int64_t kept = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    for (int64_t g = 0; g < G; ++g) kept += std::min<int64_t>(cache.capacity(l, g), N + 1);
+  }
+  for (auto _ : st) {
+    for (int64_t l = 0; l < L; ++l) moa::attention_decode(cache, l, q.data(), N, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  omp_set_num_threads(saved);
+  for (float x : out) {
+    if (!std::isfinite(x)) st.SkipWithError("non-finite attention output");
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * kept * 2 * D * 4);
+}
+BENCHMARK(BM_DecodeStepAttention)
+    ->ArgsProduct({{2048, 8192, 32768}, {50, 25}, {0, 1}, {1, 2}})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();
