@@ -1,6 +1,7 @@
 // Kernel micro benchmarks with the numbers a roofline needs: memory bandwidth (a streaming read),
-// weight matvec (f32 / bf16) and decode attention over a dense vs a sink+window cache. Each
-// kernel is checked against a plain computation once before it is timed.
+// weight matvec (f32 / bf16) and batched matmul, and decode attention over a dense vs a
+// sink+window cache (tiny and 1B shapes). Each kernel is checked against a plain computation
+// once before it is timed.
 //   build/bin/bench_kernels --benchmark_filter=... --benchmark_format=json
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -61,6 +62,62 @@ void BM_Matvec(benchmark::State& st) {
   st.SetBytesProcessed(int64_t(st.iterations()) * W.bytes());
 }
 BENCHMARK(BM_Matvec)->Args({8192, 2048, 0})->Args({8192, 2048, 1})->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// A batch of T rows through one weight (the decode step of T sequences): time per call and the
+// arithmetic rate, which is what bounds large-batch decode once the weights are read once for
+// all rows. Args: rows, cols, bf16, T.
+void BM_MatmulBatch(benchmark::State& st) {
+  const int64_t rows = st.range(0), cols = st.range(1), T = st.range(3);
+  moa::Weight W = moa::Weight::from_f32(randn(size_t(rows * cols), 1), rows, cols);
+  if (st.range(2) != 0) {
+    W.dtype = moa::DType::kBF16;
+    for (float x : W.f32) W.half.push_back(moa::f32_to_bf16(x));
+    W.f32.clear();
+  }
+  auto x = randn(size_t(T * cols), 2);
+  std::vector<float> y(size_t(T * rows));
+  moa::matmul(x.data(), W, nullptr, T, y.data());
+  auto exact = W.to_f32();
+  const int64_t t = T - 1, r = rows / 2;  // one entry of the last row, against a double sum
+  double ref = 0;
+  for (int64_t c = 0; c < cols; ++c) ref += double(exact[size_t(r * cols + c)]) * x[size_t(t * cols + c)];
+  if (std::fabs(ref - y[size_t(t * rows + r)]) > 1e-3 * (1 + std::fabs(ref))) st.SkipWithError("matmul mismatch");
+  for (auto _ : st) {
+    moa::matmul(x.data(), W, nullptr, T, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GFLOPs"] = benchmark::Counter(double(st.iterations()) * 2.0 * double(rows * cols * T) / 1e9,
+                                             benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_MatmulBatch)
+    ->ArgsProduct({{8192}, {2048}, {0, 1}, {1, 8, 16, 26, 32, 40, 51, 64, 101}})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One sequence's decode attention in one layer of the Llama-3.2-1B shape (32 query heads over 8
+// KV heads, D 64) at context N, dense: a batch of B sequences and L layers costs B * L of these.
+void BM_DecodeAttention1B(benchmark::State& st) {
+  const int64_t N = st.range(0), H = 32, G = 8, D = 64;
+  moa::AttentionSpec spec = moa::AttentionSpec::dense(1, H, G, D, N + 1);
+  moa::KvCache cache(spec);
+  auto k = randn(size_t(N * G * D), 3), v = randn(size_t(N * G * D), 4), q = randn(size_t(H * D), 5);
+  cache.store_prefill(0, N, k.data(), v.data());
+  auto kr = randn(size_t(G * D), 6);
+  cache.store(0, N, kr.data(), kr.data());
+  cache.set_length(N + 1);
+  std::vector<float> out(size_t(H * D));
+  for (auto _ : st) {
+    moa::attention_decode(cache, 0, q.data(), N, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  for (float x : out) {
+    if (!std::isfinite(x)) st.SkipWithError("non-finite attention output");
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * (N + 1) * G * 2 * D * 4);
+  // Per stored row and KV head: a dot and an axpy of D for each of the group's 4 query heads.
+  st.counters["GFLOPs"] = benchmark::Counter(double(st.iterations()) * double((N + 1) * H) * 4.0 * D / 1e9,
+                                             benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DecodeAttention1B)->Arg(8192)->Arg(32768)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // One layer of decode attention at context N: dense (window 0) vs a sink 64 + window cache.
 void BM_DecodeAttention(benchmark::State& st) {

@@ -1,5 +1,6 @@
 // matmul over stored weights (F32 / BF16 / F16; the T = 1 hand-written kernel and the panelled
-// sgemm path) against a double-precision reference, ragged sizes, 1 and 2 threads.
+// sgemm path, with rows zero-padded to a multiple of 16 below 256) against a double-precision
+// reference, ragged sizes, 1 and 2 threads.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -35,7 +36,8 @@ TEST_P(Matmul, MatchesReference) {
   std::mt19937 rng(std::random_device{}());
   std::normal_distribution<float> nd(0, 1);
   for (DType dt : {DType::kF32, DType::kBF16, DType::kF16}) {
-    for (auto [T, rows, cols] : {std::tuple{1, 7, 5}, {1, 301, 257}, {2, 9, 17}, {3, 130, 67}, {5, 64, 40}, {8, 33, 9}, {17, 2000, 33}}) {
+    for (auto [T, rows, cols] : {std::tuple{1, 7, 5}, {1, 301, 257}, {2, 9, 17}, {3, 130, 67}, {5, 64, 40}, {8, 33, 9}, {17, 2000, 33},
+                                  {26, 200, 70}, {32, 64, 31}, {300, 40, 24}}) {
       std::vector<float> exact;
       Weight W = make_weight(dt, rows, cols, rng, &exact);
       std::vector<float> x(size_t(T * cols)), b(static_cast<size_t>(rows)), y(size_t(T * rows)), want(y.size());

@@ -203,28 +203,55 @@ std::vector<float> Weight::to_f32() const {
   return out;
 }
 
+namespace {
+
+// y (T, out) = x (T, in) W^T through sgemm; half-width weights are converted in row panels.
+void gemm(const float* x, const Weight& W, int64_t T, float* y) {
+  const int64_t in = W.cols, out = W.rows;
+  if (W.dtype == DType::kF32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(out), int(in), 1.0f, x,
+                int(in), W.f32.data(), int(in), 0.0f, y, int(out));
+    return;
+  }
+  // Convert panels of output rows to f32 and multiply them; the panel stays in cache-sized
+  // pieces so the conversion costs one pass over the weights per call.
+  const int64_t panel = std::max<int64_t>(64, (int64_t(8) << 20) / (4 * in));
+  // Reused across calls: a fresh 8 MB buffer per call cost more in page faults than the copy.
+  static thread_local std::vector<float> buf;
+  if (buf.size() < size_t(std::min(panel, out) * in)) buf.resize(size_t(std::min(panel, out) * in));
+  for (int64_t r0 = 0; r0 < out; r0 += panel) {
+    const int64_t n = std::min(panel, out - r0);
+    convert_rows(W, r0, n, buf.data());
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(n), int(in), 1.0f, x,
+                int(in), buf.data(), int(in), 0.0f, y + r0, int(out));
+  }
+}
+
+// OpenBLAS's sgemm kernels (Haswell and SkylakeX) take x's rows 16 at a time; a remainder goes
+// through edge kernels that cost as much as a whole extra block or more. Measured on an
+// 8192x2048 weight, 2 threads: 26 rows 13.4 ms, the same rows zero-padded to 32 8.8 ms (40 -> 48:
+// 13.7 -> 11.0 ms); from ~100 rows on the gain is a few percent (docs/PERF.md). So a batch of
+// decode rows is padded to a multiple of 16; long prefill chunks are left alone.
+constexpr int64_t kGemmRowBlock = 16, kPadRowsBelow = 256;
+
+}  // namespace
+
 void matmul(const float* x, const Weight& W, const float* b, int64_t T, float* y) {
   const int64_t in = W.cols, out = W.rows;
+  const int64_t Tp = (T + kGemmRowBlock - 1) / kGemmRowBlock * kGemmRowBlock;
   if (T == 1) {
     matvec(x, W, y);
   } else if (T <= kSmallBatch) {
     matvec_small_batch(x, W, T, y);
-  } else if (W.dtype == DType::kF32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(out), int(in), 1.0f, x,
-                int(in), W.f32.data(), int(in), 0.0f, y, int(out));
+  } else if (Tp == T || T >= kPadRowsBelow) {
+    gemm(x, W, T, y);
   } else {
-    // Convert panels of output rows to f32 and multiply them; the panel stays in cache-sized
-    // pieces so the conversion costs one pass over the weights per call.
-    const int64_t panel = std::max<int64_t>(64, (int64_t(8) << 20) / (4 * in));
-    // Reused across calls: a fresh 8 MB buffer per call cost more in page faults than the copy.
-    static thread_local std::vector<float> buf;
-    if (buf.size() < size_t(std::min(panel, out) * in)) buf.resize(size_t(std::min(panel, out) * in));
-    for (int64_t r0 = 0; r0 < out; r0 += panel) {
-      const int64_t n = std::min(panel, out - r0);
-      convert_rows(W, r0, n, buf.data());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(n), int(in), 1.0f, x,
-                  int(in), buf.data(), int(in), 0.0f, y + r0, int(out));
-    }
+    static thread_local std::vector<float> xp, yp;
+    xp.assign(size_t(Tp * in), 0.0f);
+    std::copy(x, x + T * in, xp.begin());
+    yp.resize(size_t(Tp * out));
+    gemm(xp.data(), W, Tp, yp.data());
+    std::copy(yp.begin(), yp.begin() + T * out, y);
   }
   if (b) {
     for (int64_t t = 0; t < T; ++t) {
