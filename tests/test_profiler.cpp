@@ -315,6 +315,20 @@ TEST(Profiler, TileAblationsFollowTheProfile) {
   EXPECT_GE(r.spearman, 0.5);
 }
 
+// --check-tiles droppable: only tiles some plan can drop (below the diagonal) are drawn.
+TEST(Profiler, DroppableAblationsStayOffTheDiagonal) {
+  const Model m = Model::random(tiny_config(), 7, 0.1f);
+  std::vector<TokenizedSample> samples = {random_sample(120, 80, 5, m.cfg.vocab)};
+  AblationReport r = check_ablations(m, samples, 128, 16, 20, 3, {}, true);
+  ASSERT_EQ(r.ablations.size(), 20u);
+  for (const TileAblation& t : r.ablations) EXPECT_LT(t.kb, t.qb) << t.layer << " " << t.head;
+  AblationReport all = check_ablations(m, samples, 128, 16, 20, 3, {}, false);
+  int64_t diagonal = 0;
+  for (const TileAblation& t : all.ablations) diagonal += t.kb == t.qb;
+  EXPECT_GT(diagonal, 0);  // the default draw does include them
+  EXPECT_GE(r.spearman, 0.5);
+}
+
 TEST(Profiler, SpearmanRanks) {
   EXPECT_DOUBLE_EQ(spearman({1, 2, 3, 4}, {10, 20, 30, 40}), 1.0);
   EXPECT_DOUBLE_EQ(spearman({1, 2, 3, 4}, {4, 3, 2, 1}), -1.0);
@@ -481,6 +495,17 @@ TEST(ProfileCli, StopAndResumeGiveTheSameFile) {
   auto cj = nlohmann::json::parse(chk.out);
   EXPECT_EQ(cj["ablations"].size(), 6u);
   EXPECT_TRUE(cj["spearman"].is_number());
+  EXPECT_EQ(cj["tiles"], "all");
+  auto off = test::run_moa("profile -m " + model_dir.string() + " --data " + data.string() +
+                           " --length 128 --block 32 --check-ablations 4 --check-tiles droppable"
+                           " --samples 1 --json");
+  ASSERT_EQ(off.status, 0) << off.err;
+  auto oj = nlohmann::json::parse(off.out);
+  EXPECT_EQ(oj["tiles"], "droppable");
+  for (const auto& t : oj["ablations"]) EXPECT_LT(t["kb"].get<int>(), t["qb"].get<int>());
+  auto badt = test::run_moa("profile -m " + model_dir.string() + " --data " + data.string() +
+                            " --length 128 --check-ablations 4 --check-tiles diagonal");
+  EXPECT_NE(badt.status, 0);
 
   auto bad = test::run_moa("profile -m " + model_dir.string() + " --data " + data.string() +
                            " --length 10 --out " + (dir / "x.safetensors").string());

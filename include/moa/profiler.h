@@ -140,8 +140,14 @@ struct AblationReport {
 // range of influence rather than mostly the many near-zero tiles; tiles whose E is exactly zero
 // (rows that cannot reach the loss) are not drawn. Every sample must fit in
 // `length` and have a scored answer token. progress(i, count) after each ablation (optional).
+// droppable_only: draw only off-diagonal tiles. A head's window is its cache minus the sink, at
+// least min_cache - sink = 64 keys with the plan defaults (sink 64, min cache 128, block 64), so
+// no plan drops a query's own block: the diagonal tiles never enter the optimiser's choice. They
+// are also where a saturated softmax row (a previous-token head) makes removal far from first
+// order.
 AblationReport check_ablations(const Model& m, const std::vector<TokenizedSample>& samples,
                                int64_t length, int64_t block, int64_t count, uint64_t seed,
-                               const std::function<void(int64_t, int64_t)>& progress = {});
+                               const std::function<void(int64_t, int64_t)>& progress = {},
+                               bool droppable_only = false);
 
 }  // namespace moa

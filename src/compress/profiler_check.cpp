@@ -103,7 +103,8 @@ double spearman(const std::vector<double>& a, const std::vector<double>& b) {
 
 AblationReport check_ablations(const Model& m, const std::vector<TokenizedSample>& samples,
                                int64_t length, int64_t block, int64_t count, uint64_t seed,
-                               const std::function<void(int64_t, int64_t)>& progress) {
+                               const std::function<void(int64_t, int64_t)>& progress,
+                               bool droppable_only) {
   MOA_CHECK(!samples.empty() && count >= 2);
   const ModelConfig& c = m.cfg;
   const int64_t nb = (length + block - 1) / block, per_layer = c.heads * nb * nb;
@@ -126,7 +127,7 @@ AblationReport check_ablations(const Model& m, const std::vector<TokenizedSample
   for (int64_t l = 0; l < c.layers; ++l) {
     for (int64_t h = 0; h < c.heads; ++h) {
       for (int64_t qb = 0; qb < used; ++qb) {
-        for (int64_t kb = 0; kb <= qb; ++kb) {
+        for (int64_t kb = 0; kb <= (droppable_only ? qb - 1 : qb); ++kb) {
           const double p = prof[size_t(((l * c.heads + h) * nb + qb) * nb + kb)];
           if (p != 0.0) cand.push_back({l, h, qb, kb, p, 0});
         }

@@ -22,6 +22,7 @@ struct ProfileCliOptions {
   std::string dir, data, out;
   int64_t length = 0, samples = 0, block = 64, checkpoint_every = 4, stop_after = -1;
   int64_t check_ablations = 0;
+  std::string check_tiles = "all";
   uint64_t seed = 0;
   bool fresh = false, recompute = false, json = false;
   int threads = 0;
@@ -82,7 +83,8 @@ void run_check(const ProfileCliOptions& o, const Model& model,
         std::fprintf(stderr, "%sprofile: ablation %lld/%lld  %.2f/s  ETA %s%s", tty ? "\r" : "",
                      (long long)i, (long long)n, double(i) / el,
                      fmt_seconds(el / double(i) * double(n - i)).c_str(), tty ? "   " : "\n");
-      });
+      },
+      o.check_tiles == "droppable");
   if (tty) std::fprintf(stderr, "\n");
   if (o.json) {
     nlohmann::json a = nlohmann::json::array();
@@ -95,6 +97,7 @@ void run_check(const ProfileCliOptions& o, const Model& model,
                    {"measured", t.measured}});
     }
     print_json({{"spearman", rep.spearman},
+                {"tiles", o.check_tiles},
                 {"samples", rep.samples},
                 {"length", o.length},
                 {"block", o.block},
@@ -106,8 +109,8 @@ void run_check(const ProfileCliOptions& o, const Model& model,
     std::printf("%5lld %5lld %4lld %4lld %14.6e %14.6e\n", (long long)t.layer, (long long)t.head,
                 (long long)t.qb, (long long)t.kb, t.predicted, t.measured);
   }
-  std::printf("spearman %.4f over %zu tile ablations (%lld samples)\n", rep.spearman,
-              rep.ablations.size(), (long long)rep.samples);
+  std::printf("spearman %.4f over %zu tile ablations (%s tiles, %lld samples)\n", rep.spearman,
+              rep.ablations.size(), o.check_tiles.c_str(), (long long)rep.samples);
 }
 
 void run(const ProfileCliOptions& o) {
@@ -206,6 +209,10 @@ void setup(CLI::App& app) {
   app.add_option("--check-ablations", o->check_ablations,
                  "instead of profiling: drop K tiles one at a time and report the Spearman "
                  "correlation of predicted and measured loss change");
+  app.add_option("--check-tiles", o->check_tiles,
+                 "tiles --check-ablations draws from: all causal tiles, or droppable ones (off "
+                 "the diagonal: no elastic rule drops a query's own block)")
+      ->check(CLI::IsMember({"all", "droppable"}));
   app.add_option("--seed", o->seed, "seed of the ablation choice (--check-ablations)");
   app.add_flag("--json", o->json, "print one JSON object");
   add_threads_option(app, o->threads);
