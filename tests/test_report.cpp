@@ -214,6 +214,26 @@ ReportInput synthetic_input() {
 }
 
 // eval_retrieval fills the length x depth table the heatmaps read, consistent with its totals.
+// A MoA run is labelled by the density its plan was optimised for (the longest profile length),
+// not by the sparser density the elastic rules reach at an extend length.
+TEST(Report, MoaLabelIsTheBudgetDensity) {
+  PlanRules rules;
+  rules.alphas = {{0, 0}};
+  rules.betas = {{0.5, 0.5}};
+  Plan plan = Plan::from_rules({rules});
+  plan.density() = {{512, 0.5}, {2048, 0.5}, {4096, 0.458}};
+  std::vector<RunRecord> runs(1);
+  runs[0].method = "moa";
+  attach_spans(runs, &plan, ModelShape{1, 2, 2});
+  ASSERT_TRUE(runs[0].density.has_value());
+  EXPECT_DOUBLE_EQ(*runs[0].density, 0.458);  // no lengths recorded: the longest entry
+  plan.set_lengths({{"profile", {512, 2048}}, {"extend", {4096}}});
+  runs[0].density.reset();
+  attach_spans(runs, &plan, ModelShape{1, 2, 2});
+  ASSERT_TRUE(runs[0].density.has_value());
+  EXPECT_DOUBLE_EQ(*runs[0].density, 0.5);
+}
+
 TEST(Report, RetrievalByLinesPosition) {
   ModelConfig c;
   c.architecture = "LlamaForCausalLM";

@@ -1,6 +1,7 @@
 // Reading `moa report`'s inputs: results and bench files (formats in include/moa/report.h).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "moa/error.h"
@@ -180,7 +181,19 @@ void attach_spans(std::vector<RunRecord>& runs, const Plan* fallback,
       r.span = MethodSpan::of_plan(*plan, s);
       if (!r.density) {
         if (!plan->density().empty()) {
+          // The budget the plan was optimised for: its density at the longest profile length.
+          // The map also holds extend lengths, where an elastic plan is sparser by design (a
+          // 0.5 plan read 0.458 at 2x its context), so the longest entry would mislabel it.
           r.density = plan->density().rbegin()->second;
+          const nlohmann::json& l = plan->lengths();
+          if (l.is_object() && l.contains("profile") && l["profile"].is_array()) {
+            int64_t best = -1;
+            for (const auto& v : l["profile"]) {
+              if (v.is_number_integer() && plan->density().count(v.get<int64_t>()))
+                best = std::max(best, v.get<int64_t>());
+            }
+            if (best > 0) r.density = plan->density().at(best);
+          }
         } else {
           int64_t n = 0;
           if (r.retrieval()) {
