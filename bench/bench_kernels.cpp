@@ -25,6 +25,42 @@ std::vector<float> randn(size_t n, uint32_t seed) {
   return v;
 }
 
+// A rows x cols weight of random values, stored as bf16 when asked.
+moa::Weight random_weight(int64_t rows, int64_t cols, bool bf16) {
+  moa::Weight W = moa::Weight::from_f32(randn(size_t(rows * cols), 1), rows, cols);
+  if (bf16) {
+    W.dtype = moa::DType::kBF16;
+    for (float x : W.f32) W.half.push_back(moa::f32_to_bf16(x));
+    W.f32.clear();
+  }
+  return W;
+}
+
+// A cache of `spec` filled with N random positions in every layer plus the decode row at N,
+// and the number of (layer, KV head) rows one decode step reads.
+struct FilledCache {
+  moa::KvCache cache;
+  int64_t kept_rows = 0;
+};
+FilledCache filled_cache(const moa::AttentionSpec& spec, int64_t N) {
+  FilledCache f{moa::KvCache(spec)};
+  const int64_t G = spec.kv_heads, D = spec.head_dim;
+  auto k = randn(size_t(N * G * D), 3), v = randn(size_t(N * G * D), 4), kr = randn(size_t(G * D), 6);
+  for (int64_t l = 0; l < spec.layers; ++l) {
+    f.cache.store_prefill(l, N, k.data(), v.data());
+    f.cache.store(l, N, kr.data(), kr.data());
+    for (int64_t g = 0; g < G; ++g) f.kept_rows += std::min<int64_t>(f.cache.capacity(l, g), N + 1);
+  }
+  f.cache.set_length(N + 1);
+  return f;
+}
+
+void check_finite(benchmark::State& st, const std::vector<float>& out) {
+  for (float x : out) {
+    if (!std::isfinite(x)) return st.SkipWithError("non-finite attention output");
+  }
+}
+
 // Streaming read of 256 MiB: the bandwidth decode is bound by.
 void BM_MemoryRead(benchmark::State& st) {
   const size_t n = size_t(64) << 20;
@@ -41,13 +77,7 @@ BENCHMARK(BM_MemoryRead)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Matvec(benchmark::State& st) {
   const int64_t rows = st.range(0), cols = st.range(1);
-  const bool bf16 = st.range(2) != 0;
-  moa::Weight W = moa::Weight::from_f32(randn(size_t(rows * cols), 1), rows, cols);
-  if (bf16) {
-    W.dtype = moa::DType::kBF16;
-    for (float x : W.f32) W.half.push_back(moa::f32_to_bf16(x));
-    W.f32.clear();
-  }
+  const moa::Weight W = random_weight(rows, cols, st.range(2) != 0);
   auto x = randn(size_t(cols), 2);
   std::vector<float> y(static_cast<size_t>(rows));
   moa::matmul(x.data(), W, nullptr, 1, y.data());
@@ -68,12 +98,7 @@ BENCHMARK(BM_Matvec)->Args({8192, 2048, 0})->Args({8192, 2048, 1})->Unit(benchma
 // all rows. Args: rows, cols, bf16, T.
 void BM_MatmulBatch(benchmark::State& st) {
   const int64_t rows = st.range(0), cols = st.range(1), T = st.range(3);
-  moa::Weight W = moa::Weight::from_f32(randn(size_t(rows * cols), 1), rows, cols);
-  if (st.range(2) != 0) {
-    W.dtype = moa::DType::kBF16;
-    for (float x : W.f32) W.half.push_back(moa::f32_to_bf16(x));
-    W.f32.clear();
-  }
+  const moa::Weight W = random_weight(rows, cols, st.range(2) != 0);
   auto x = randn(size_t(T * cols), 2);
   std::vector<float> y(size_t(T * rows));
   moa::matmul(x.data(), W, nullptr, T, y.data());
@@ -97,22 +122,15 @@ BENCHMARK(BM_MatmulBatch)
 // KV heads, D 64) at context N, dense: a batch of B sequences and L layers costs B * L of these.
 void BM_DecodeAttention1B(benchmark::State& st) {
   const int64_t N = st.range(0), H = 32, G = 8, D = 64;
-  moa::AttentionSpec spec = moa::AttentionSpec::dense(1, H, G, D, N + 1);
-  moa::KvCache cache(spec);
-  auto k = randn(size_t(N * G * D), 3), v = randn(size_t(N * G * D), 4), q = randn(size_t(H * D), 5);
-  cache.store_prefill(0, N, k.data(), v.data());
-  auto kr = randn(size_t(G * D), 6);
-  cache.store(0, N, kr.data(), kr.data());
-  cache.set_length(N + 1);
+  FilledCache f = filled_cache(moa::AttentionSpec::dense(1, H, G, D, N + 1), N);
+  auto q = randn(size_t(H * D), 5);
   std::vector<float> out(size_t(H * D));
   for (auto _ : st) {
-    moa::attention_decode(cache, 0, q.data(), N, out.data());
+    moa::attention_decode(f.cache, 0, q.data(), N, out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  for (float x : out) {
-    if (!std::isfinite(x)) st.SkipWithError("non-finite attention output");
-  }
-  st.SetBytesProcessed(int64_t(st.iterations()) * (N + 1) * G * 2 * D * 4);
+  check_finite(st, out);
+  st.SetBytesProcessed(int64_t(st.iterations()) * f.kept_rows * 2 * D * 4);
   // Per stored row and KV head: a dot and an axpy of D for each of the group's 4 query heads.
   st.counters["GFLOPs"] = benchmark::Counter(double(st.iterations()) * double((N + 1) * H) * 4.0 * D / 1e9,
                                              benchmark::Counter::kIsRate);
@@ -126,24 +144,16 @@ void BM_DecodeAttention(benchmark::State& st) {
   if (window > 0) {
     for (auto& sp : spec.spans) sp = {64, window};
   }
-  moa::KvCache cache(spec);
-  auto k = randn(size_t(N * G * D), 3), v = randn(size_t(N * G * D), 4), q = randn(size_t(H * D), 5);
-  cache.store_prefill(0, N, k.data(), v.data());
+  FilledCache f = filled_cache(spec, N);
+  auto q = randn(size_t(H * D), 5);
   std::vector<float> out(size_t(H * D));
-  auto kr = randn(size_t(G * D), 6);
-  cache.store(0, N, kr.data(), kr.data());
-  cache.set_length(N + 1);
-  moa::attention_decode(cache, 0, q.data(), N, out.data());
-  for (float x : out) {
-    if (!std::isfinite(x)) st.SkipWithError("non-finite attention output");
-  }
-  int64_t kept = 0;
-  for (int64_t g = 0; g < G; ++g) kept += std::min<int64_t>(cache.capacity(0, g), N + 1);
+  moa::attention_decode(f.cache, 0, q.data(), N, out.data());
+  check_finite(st, out);
   for (auto _ : st) {
-    moa::attention_decode(cache, 0, q.data(), N, out.data());
+    moa::attention_decode(f.cache, 0, q.data(), N, out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  st.SetBytesProcessed(int64_t(st.iterations()) * kept * 2 * D * 4);
+  st.SetBytesProcessed(int64_t(st.iterations()) * f.kept_rows * 2 * D * 4);
 }
 BENCHMARK(BM_DecodeAttention)
     ->Args({8192, 0})->Args({8192, 4096 - 64})->Args({8192, 2048 - 64})
@@ -165,30 +175,18 @@ void BM_DecodeStepAttention(benchmark::State& st) {
       spec.spans[size_t(l * H + h)] = {64, int64_t(f * double(pct) / 100.0 * double(N)) - 64};
     }
   }
-  moa::KvCache cache(spec);
-  auto k = randn(size_t(N * G * D), 3), v = randn(size_t(N * G * D), 4), q = randn(size_t(H * D), 5);
-  auto kr = randn(size_t(G * D), 6);
-  for (int64_t l = 0; l < L; ++l) {
-    cache.store_prefill(l, N, k.data(), v.data());
-    cache.store(l, N, kr.data(), kr.data());
-  }
-  cache.set_length(N + 1);
+  FilledCache f = filled_cache(spec, N);
+  auto q = randn(size_t(H * D), 5);
   std::vector<float> out(size_t(H * D));
   const int saved = omp_get_max_threads();
   omp_set_num_threads(threads);
-  int64_t kept = 0;
-  for (int64_t l = 0; l < L; ++l) {
-    for (int64_t g = 0; g < G; ++g) kept += std::min<int64_t>(cache.capacity(l, g), N + 1);
-  }
   for (auto _ : st) {
-    for (int64_t l = 0; l < L; ++l) moa::attention_decode(cache, l, q.data(), N, out.data());
+    for (int64_t l = 0; l < L; ++l) moa::attention_decode(f.cache, l, q.data(), N, out.data());
     benchmark::DoNotOptimize(out.data());
   }
   omp_set_num_threads(saved);
-  for (float x : out) {
-    if (!std::isfinite(x)) st.SkipWithError("non-finite attention output");
-  }
-  st.SetBytesProcessed(int64_t(st.iterations()) * kept * 2 * D * 4);
+  check_finite(st, out);
+  st.SetBytesProcessed(int64_t(st.iterations()) * f.kept_rows * 2 * D * 4);
 }
 BENCHMARK(BM_DecodeStepAttention)
     ->ArgsProduct({{2048, 8192, 32768}, {50, 25}, {0, 1}, {1, 2}})

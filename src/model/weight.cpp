@@ -247,8 +247,9 @@ void matmul(const float* x, const Weight& W, const float* b, int64_t T, float* y
     gemm(x, W, T, y);
   } else {
     static thread_local std::vector<float> xp, yp;
-    xp.assign(size_t(Tp * in), 0.0f);
+    xp.resize(size_t(Tp * in));
     std::copy(x, x + T * in, xp.begin());
+    std::fill(xp.begin() + T * in, xp.end(), 0.0f);  // only the padding rows need zeros
     yp.resize(size_t(Tp * out));
     gemm(xp.data(), W, Tp, yp.data());
     std::copy(yp.begin(), yp.begin() + T * out, y);
