@@ -249,7 +249,9 @@ TEST(Optimizer, MckpMatchesCbc) {
     ChoiceResult cbc = solve_choice_cbc(p);
     ASSERT_TRUE(same_optimum(mk, cbc)) << "trial " << trial << " groups " << p.groups() << " rows "
                                        << p.rows << " nodes " << mk.nodes;
-    if (mk.feasible) ASSERT_TRUE(choice_feasible(p, mk.choice));
+    if (mk.feasible) {
+      ASSERT_TRUE(choice_feasible(p, mk.choice));
+    }
     ++trials;
   }
   EXPECT_EQ(trials, 36);
@@ -263,6 +265,33 @@ TEST(Optimizer, MckpMatchesCbcWithK) {
     ChoiceResult cbc = solve_choice_cbc(p);
     ASSERT_TRUE(same_optimum(mk, cbc)) << "trial " << trial;
   }
+}
+
+// A node limit stops the search: the incumbent (if any) is feasible and no better than the
+// optimum, and the result says it is unproven; CBC's answers without a time limit are proven.
+TEST(Optimizer, MckpNodeLimitLeavesResultUnproven) {
+  std::mt19937 rng(31337);
+  int stopped = 0;
+  for (int trial = 0; trial < 12; ++trial) {
+    RandomSpec s{20, 80, 6, 14, 1 + trial % 5, trial % 3 != 0, 0, 0.02};
+    ChoiceProblem p = random_problem(rng, s);
+    ChoiceResult full = solve_choice_mckp(p);
+    ASSERT_TRUE(full.proven);
+    EXPECT_TRUE(solve_choice_cbc(p).proven) << "trial " << trial;
+    ChoiceResult cut = solve_choice_mckp(p, {}, 1);
+    EXPECT_LE(cut.nodes, 1);
+    if (cut.proven) {
+      ASSERT_TRUE(same_optimum(cut, full)) << "trial " << trial;
+      continue;
+    }
+    ++stopped;
+    ASSERT_TRUE(full.feasible || !cut.feasible) << "trial " << trial;
+    if (cut.feasible) {
+      ASSERT_TRUE(choice_feasible(p, cut.choice));
+      EXPECT_GE(cut.objective, full.objective - 1e-10 * std::fabs(full.objective));
+    }
+  }
+  EXPECT_GT(stopped, 0);  // the instances need more than a root node
 }
 
 // --- the sweep ------------------------------------------------------------------------------------
@@ -362,6 +391,31 @@ TEST(Optimizer, ParetoWithRulesPerLayer) {
     EXPECT_NEAR(c.anchors[q].loss[q], r.anchors[q].loss[q], 1e-9 * r.anchors[q].loss[q]);
 }
 
+// Solves the MCKP solver stops at the node limit go to CBC: same optima, every answer proven.
+TEST(Optimizer, ParetoNodeLimitFallsBackToCbc) {
+  RuleTables t = small_tables(5);
+  OptimizeOptions o;
+  o.density = 0.4;
+  o.grid = 4;
+  OptimizeResult exact = optimize_pareto(t, o);
+  EXPECT_EQ(exact.cbc_fallbacks, 0);
+  EXPECT_EQ(exact.unproven_solves, 0);
+  o.node_limit = 1;
+  OptimizeResult r = optimize_pareto(t, o);
+  EXPECT_GT(r.cbc_fallbacks, 0);
+  EXPECT_EQ(r.unproven_solves, 0);
+  EXPECT_EQ(r.solves, exact.solves);
+  ASSERT_EQ(r.anchors.size(), exact.anchors.size());
+  for (size_t q = 0; q < 3; ++q)
+    EXPECT_NEAR(r.anchors[q].loss[q], exact.anchors[q].loss[q], 1e-9 * exact.anchors[q].loss[q]);
+  ASSERT_FALSE(r.plans.empty());
+  for (const ParetoPoint& pt : r.plans) {
+    ChoiceResult m = solve_choice_mckp(make_choice_problem(t, o, pt.objective, pt.epsilon));
+    ASSERT_TRUE(m.feasible && m.proven);
+    EXPECT_NEAR(m.objective, pt.loss[pt.objective], 1e-9 * pt.loss[pt.objective]);
+  }
+}
+
 template <typename F>
 std::string input_error_of(F f) {
   try {
@@ -435,6 +489,27 @@ TEST(Optimizer, Command) {
   r = test::run_moa("optimize" + args + " --density 0.02 --out " + (dir / "out3").string());
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("no plan"), std::string::npos) << r.err;
+
+  // The node limit and the solver choice reach the sweep; a solver it does not know is refused.
+  // (On an instance whose solves branch: small_tables' shape, where ParetoNodeLimitFallsBackToCbc
+  // sees fallbacks.)
+  std::string args4;
+  for (int64_t n : {512, 1024, 2048}) {
+    const auto f = dir / ("q" + std::to_string(n) + ".safetensors");
+    random_profile(2, 4, n, 64, 5 + uint32_t(n / 1024)).save(f);
+    args4 += " --profile " + f.string();
+  }
+  r = test::run_moa("optimize" + args4 + " --density 0.4 --extend-length 4096 --grid 4 --node-limit 1 --out " +
+                    (dir / "out4").string() + " --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  j = json::parse(r.out);
+  EXPECT_GT(j["cbc_fallbacks"].get<int64_t>(), 0) << r.out;
+  EXPECT_EQ(j["unproven_solves"].get<int64_t>(), 0) << r.out;
+  summary = json::parse(std::ifstream(dir / "out4" / "summary.json"));
+  EXPECT_EQ(summary["node_limit"], 1);
+  r = test::run_moa("optimize" + args + " --density 0.5 --solver glpk --out " + (dir / "out5").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("glpk"), std::string::npos) << r.err;
   std::filesystem::remove_all(dir);
 }
 

@@ -124,6 +124,9 @@ struct ChoiceResult {
   int64_t nodes = 0;            // branch-and-bound nodes
   int64_t lp_iterations = 0;
   double seconds = 0;
+  // False when a limit (nodes, seconds) stopped the search first: `choice` is then the best plan
+  // found, if any, and neither its optimality nor the problem's infeasibility is proven.
+  bool proven = true;
 };
 
 // Relative feasibility tolerance used by every solver and check: a row may exceed its bound by
@@ -135,7 +138,10 @@ double choice_cost(const ChoiceProblem& p, const std::vector<int32_t>& choice);
 // Exact: the returned objective is optimal to 1e-10 relative (pruning uses rigorous Lagrangian
 // bounds, so the LP's own tolerances cannot cut off the optimum). Handles max_distinct by
 // branching on (cluster, label) decisions. `warm_duals` (per row, may be empty) seeds the start.
-ChoiceResult solve_choice_mckp(const ChoiceProblem& p, const std::vector<double>& warm_duals = {});
+// max_nodes > 0 stops the branch and bound after that many nodes (ChoiceResult::proven false):
+// the search is exponential in the worst case, and some real profiles come close to it.
+ChoiceResult solve_choice_mckp(const ChoiceProblem& p, const std::vector<double>& warm_duals = {},
+                               int64_t max_nodes = 0);
 // CBC (coinor-libcbc) on the same model with binary x[item] (and y[cluster, label] for
 // max_distinct), gaps set to ~0. The choice is read back rounded and the objective recomputed.
 // Not thread-safe (CBC's driver writes to process-wide state): call from one thread.
@@ -152,6 +158,11 @@ struct OptimizeOptions {
   double lower_fraction = 0.9;     // and mean density >= lower_fraction * density
   int32_t max_rules_per_layer = 0;  // K; 0 = no limit
   ChoiceSolver solver = ChoiceSolver::kMckp;
+  // MCKP branch-and-bound nodes per solve before that solve is handed to CBC (0 = no limit). The
+  // exact solver is ~100x faster than CBC on typical instances, but its tree can explode where
+  // many heads' rules are near-ties (a3's profiles: 85k-165k nodes, 14-24 s a solve, where CBC
+  // takes ~1.6 s); at ~6k nodes/s on 24 heads the default caps a solve at a few seconds.
+  int64_t node_limit = 20000;
   int32_t grid = 5;  // epsilon grid points per non-primary objective
   // Called after each solve: (solves done, solves planned, one line about it).
   std::function<void(int64_t, int64_t, const std::string&)> progress;
@@ -171,6 +182,8 @@ struct OptimizeResult {
   int64_t solves = 0;
   int64_t infeasible_solves = 0;  // epsilon boxes with no plan
   int64_t nodes = 0;
+  int64_t cbc_fallbacks = 0;  // MCKP solves stopped at node_limit and solved again by CBC
+  int64_t unproven_solves = 0;  // solves whose answer no solver proved optimal (or infeasible)
   double seconds = 0;
 };
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "moa/model.h"
+#include "moa/optimizer.h"
 #include "moa/plan.h"
 #include "moa/tokenizer.h"
 
@@ -31,6 +32,8 @@ struct CompressOptions {
   int64_t samples = 16;                  // calibration prompts per length
   int64_t max_rules_per_layer = 0;
   int32_t grid = 5;
+  ChoiceSolver solver = ChoiceSolver::kMckp;
+  int64_t node_limit = OptimizeOptions{}.node_limit;
   uint64_t seed = 0;
   std::filesystem::path words;           // word lists (default data/words)
   // Identity of the checkpoint (model_fingerprint); stamped in the work directory so that stages

@@ -179,6 +179,8 @@ ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds) {
   res.nodes = Cbc_getNodeCount(model);
   res.lp_iterations = Cbc_getIterationCount(model);
   res.root_bound = Cbc_getBestPossibleObjValue(model) * cost_scale + offset;
+  // A time limit (max_seconds) leaves CBC's answer unproven either way.
+  res.proven = Cbc_isProvenOptimal(model) != 0 || Cbc_isProvenInfeasible(model) != 0;
   const double* x = Cbc_getColSolution(model);
   if (!Cbc_isProvenInfeasible(model) && x != nullptr && Cbc_bestSolution(model) != nullptr) {
     x = Cbc_bestSolution(model);

@@ -79,7 +79,8 @@ Node filtered(const Node& n, Keep keep) {
 
 class BranchAndBound {
  public:
-  explicit BranchAndBound(const ChoiceProblem& p) : p_(p), scale_(detail::make_search_scale(p)) {
+  BranchAndBound(const ChoiceProblem& p, int64_t max_nodes)
+      : p_(p), scale_(detail::make_search_scale(p)), max_nodes_(max_nodes) {
     has_labels_ = int64_t(p.label.size()) == p.items();
     if (p.max_distinct > 0) {
       int32_t clusters = 0;
@@ -132,6 +133,7 @@ class BranchAndBound {
     r.root_bound = root_bound_;
     r.nodes = nodes_;
     r.lp_iterations = iterations_;
+    r.proven = !stopped_;
     return r;
   }
 
@@ -148,6 +150,11 @@ class BranchAndBound {
   }
 
   void process(const Node& node, const std::vector<double>& warm_pi, bool is_root) {
+    // At the limit every open node is abandoned unexplored: the incumbent stands, unproven.
+    if (max_nodes_ > 0 && nodes_ >= max_nodes_) {
+      stopped_ = true;
+      return;
+    }
     ++nodes_;
     const int32_t m = p_.rows;
     const int32_t mc = int32_t(node.counts.size());
@@ -504,6 +511,8 @@ class BranchAndBound {
   double inc_obj_ = kInf;
   double root_bound_ = -kInf;
   int64_t nodes_ = 0, iterations_ = 0;
+  const int64_t max_nodes_;
+  bool stopped_ = false;
 };
 
 void check_problem(const ChoiceProblem& p) {
@@ -541,10 +550,10 @@ double choice_cost(const ChoiceProblem& p, const std::vector<int32_t>& choice) {
   return c;
 }
 
-ChoiceResult solve_choice_mckp(const ChoiceProblem& p, const std::vector<double>& warm_duals) {
+ChoiceResult solve_choice_mckp(const ChoiceProblem& p, const std::vector<double>& warm_duals, int64_t max_nodes) {
   check_problem(p);
   auto t0 = std::chrono::steady_clock::now();
-  BranchAndBound bb(p);
+  BranchAndBound bb(p, max_nodes);
   ChoiceResult r = bb.run(warm_duals);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

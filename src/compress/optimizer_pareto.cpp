@@ -110,8 +110,32 @@ struct Sweep {
     return p;
   }
 
-  ChoiceResult solve(const ChoiceProblem& p) const {
-    return o.solver == ChoiceSolver::kCbc ? solve_choice_cbc(p) : solve_choice_mckp(p);
+  // The MCKP solver first; where it stops at the node limit, CBC from scratch (its incumbent is
+  // not proven optimal, and a Pareto point must be). CBC writes process-wide state: one at a time.
+  // `fell_back` says whether CBC answered for the MCKP solver.
+  ChoiceResult solve(const ChoiceProblem& p, bool* fell_back) const {
+    *fell_back = false;
+    if (o.solver == ChoiceSolver::kCbc) {
+      ChoiceResult r;
+#pragma omp critical(moa_cbc)
+      r = solve_choice_cbc(p);
+      return r;
+    }
+    ChoiceResult r = solve_choice_mckp(p, {}, o.node_limit);
+    if (r.proven) return r;
+    ChoiceResult c;
+#pragma omp critical(moa_cbc)
+    c = solve_choice_cbc(p);
+    // CBC's tolerances are its own: where the MCKP incumbent is as good, keep it.
+    if (r.feasible && (!c.feasible || r.objective <= c.objective)) {
+      c.choice = r.choice;
+      c.objective = r.objective;
+      c.feasible = true;
+    }
+    c.nodes += r.nodes;
+    c.seconds += r.seconds;
+    *fell_back = true;
+    return c;
   }
 
   ParetoPoint point(const ChoiceResult& r, size_t objective, const std::vector<double>& eps) const {
@@ -193,14 +217,21 @@ OptimizeResult optimize_pareto(const RuleTables& t, const OptimizeOptions& o) {
 
   // 1. Each objective alone: the anchors and the ranges (payoff table).
   const std::vector<double> free_eps(np, kInf);
+  auto how = [](const ChoiceResult& r, bool fell_back) {
+    return fmt::format("{} nodes{}{}, {:.2f} s", r.nodes, fell_back ? ", node limit: CBC" : "",
+                       r.proven ? "" : ", NOT proven optimal", r.seconds);
+  };
   for (size_t q = 0; q < np; ++q) {
-    ChoiceResult r = s.solve(s.problem(q, free_eps));
+    bool fell_back = false;
+    ChoiceResult r = s.solve(s.problem(q, free_eps), &fell_back);
     ++res.solves;
     res.nodes += r.nodes;
+    res.cbc_fallbacks += fell_back;
+    res.unproven_solves += !r.proven;
     if (!r.feasible) infeasible_budget(t, o, s.rules);
     res.anchors.push_back(s.point(r, q, free_eps));
-    report(fmt::format("loss at {} alone: {:.6g} ({} nodes, {:.2f} s)", t.profile_lengths[q],
-                       res.anchors.back().loss[q], r.nodes, r.seconds));
+    report(fmt::format("loss at {} alone: {:.6g} ({})", t.profile_lengths[q], res.anchors.back().loss[q],
+                       how(r, fell_back)));
   }
   std::vector<double> lo(np), hi(np);
   for (size_t q = 0; q < np; ++q) {
@@ -226,32 +257,25 @@ OptimizeResult optimize_pareto(const RuleTables& t, const OptimizeOptions& o) {
   }
   std::vector<ParetoPoint> found = res.anchors;
   std::vector<ChoiceResult> results(boxes.size());
-  auto run_box = [&](size_t b) {
-    results[b] = s.solve(s.problem(primary, boxes[b]));
-  };
-  if (o.solver == ChoiceSolver::kCbc) {
-    for (size_t b = 0; b < boxes.size(); ++b) {
-      run_box(b);
-      ++res.solves;
-      report(fmt::format("box {}/{}: {} ({:.2f} s)", b + 1, boxes.size(),
-                         results[b].feasible ? fmt::format("{:.6g}", results[b].objective) : "infeasible",
-                         results[b].seconds));
-    }
-  } else {
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t b = 0; b < boxes.size(); ++b) {
-      run_box(b);
+  std::vector<char> fell_back(boxes.size(), 0);
+  // CBC solves serialise on their lock; the MCKP ones run side by side.
+#pragma omp parallel for schedule(dynamic, 1) if (o.solver == ChoiceSolver::kMckp)
+  for (size_t b = 0; b < boxes.size(); ++b) {
+    bool fb = false;
+    results[b] = s.solve(s.problem(primary, boxes[b]), &fb);
+    fell_back[b] = fb;
 #pragma omp critical(moa_optimize_progress)
-      {
-        ++res.solves;
-        report(fmt::format("box {}/{}: {} ({} nodes, {:.2f} s)", b + 1, boxes.size(),
-                           results[b].feasible ? fmt::format("{:.6g}", results[b].objective) : "infeasible",
-                           results[b].nodes, results[b].seconds));
-      }
+    {
+      ++res.solves;
+      report(fmt::format("box {}/{}: {} ({})", b + 1, boxes.size(),
+                         results[b].feasible ? fmt::format("{:.6g}", results[b].objective) : "infeasible",
+                         how(results[b], fb)));
     }
   }
   for (size_t b = 0; b < boxes.size(); ++b) {
     res.nodes += results[b].nodes;
+    res.cbc_fallbacks += fell_back[b];
+    res.unproven_solves += !results[b].proven;
     if (!results[b].feasible) {
       ++res.infeasible_solves;
       continue;

@@ -190,6 +190,14 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
     oo.density = o.density;
     oo.max_rules_per_layer = int32_t(o.max_rules_per_layer);
     oo.grid = o.grid;
+    oo.solver = o.solver;
+    oo.node_limit = o.node_limit;
+    const auto t_solve = std::chrono::steady_clock::now();
+    oo.progress = [&](int64_t done, int64_t total, const std::string& what) {
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_solve).count();
+      const double eta = done > 0 ? el / double(done) * double(total - done) : 0;
+      log(fmt::format("optimize: solve {}/{} {} [{:.1f} s, ETA {:.0f} s]", done, total, what, el, eta));
+    };
     OptimizeResult r = optimize_pareto(tables, oo);
     fs::create_directories(plans_dir);
     nlohmann::json summary = {{"density", o.density}, {"plans", nlohmann::json::array()}};
@@ -203,9 +211,13 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
       summary["plans"].push_back({{"file", file}, {"loss", loss}, {"density", dens}});
     }
     summary["solves"] = r.solves;
+    summary["cbc_fallbacks"] = r.cbc_fallbacks;
+    summary["unproven_solves"] = r.unproven_solves;
     summary["seconds"] = r.seconds;
     write_text_atomic(plans_dir / "summary.json", summary.dump(2) + "\n");
-    log(fmt::format("optimize: {} Pareto plans from {} solves in {:.1f}s", r.plans.size(), r.solves, r.seconds));
+    log(fmt::format("optimize: {} Pareto plans from {} solves ({} handed to CBC at the node limit) in {:.1f}s",
+                    r.plans.size(), r.solves, r.cbc_fallbacks, r.seconds));
+    if (r.unproven_solves > 0) log(fmt::format("optimize: warning: {} solves not proven optimal", r.unproven_solves));
   }
 
   // 4. Validation at a length not profiled; the lowest answer NLL wins.

@@ -56,6 +56,7 @@ void setup(CLI::App& app) {
   app.add_option("--samples", o->c.samples, "calibration prompts per length")->check(CLI::Range(int64_t(1), int64_t(100000)));
   app.add_option("--max-rules-per-layer", o->c.max_rules_per_layer, "at most K distinct rules per layer (0 = any)");
   app.add_option("--grid", o->c.grid, "epsilon grid points per secondary objective");
+  add_solver_options(app, o->c.solver, o->c.node_limit);
   app.add_option("--seed", o->c.seed, "calibration seed");
   app.add_option("--words", o->words, "word lists directory (default data/words)");
   app.add_flag("--json", o->json, "print one JSON object");

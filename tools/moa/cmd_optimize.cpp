@@ -27,7 +27,8 @@ struct OptimizeCliOptions {
   double density = -1;
   std::vector<int64_t> extend;
   int32_t max_rules = 0;
-  std::string solver = "mckp";
+  ChoiceSolver solver = ChoiceSolver::kMckp;
+  int64_t node_limit = OptimizeOptions{}.node_limit;
   int32_t grid = 5;
   std::string out;
   bool json = false;
@@ -51,12 +52,7 @@ void run_optimize(const OptimizeCliOptions& o) {
   for (int64_t e : o.extend) {
     if (e < 1) input_error("--extend-length {}: expected a positive input length", e);
   }
-  ChoiceSolver solver = ChoiceSolver::kMckp;
-  if (o.solver == "cbc") {
-    solver = ChoiceSolver::kCbc;
-  } else if (o.solver != "mckp") {
-    input_error("--solver '{}': expected mckp or cbc", o.solver);
-  }
+  const std::string solver = o.solver == ChoiceSolver::kCbc ? "cbc" : "mckp";
 
   std::vector<Profile> profiles;
   for (const std::string& f : o.profiles) {
@@ -80,7 +76,8 @@ void run_optimize(const OptimizeCliOptions& o) {
   OptimizeOptions opt;
   opt.density = o.density;
   opt.max_rules_per_layer = o.max_rules;
-  opt.solver = solver;
+  opt.solver = o.solver;
+  opt.node_limit = o.node_limit;
   opt.grid = o.grid;
   const auto t_solve = Clock::now();
   opt.progress = [&](int64_t done, int64_t total, const std::string& what) {
@@ -141,22 +138,32 @@ void run_optimize(const OptimizeCliOptions& o) {
       {"density_lower", opt.lower_fraction * o.density},
       {"lengths", {{"profile", tables.profile_lengths}, {"extend", tables.extend_lengths}}},
       {"max_rules_per_layer", o.max_rules},
-      {"solver", o.solver},
+      {"solver", solver},
+      {"node_limit", o.node_limit},
       {"grid", o.grid},
       {"candidates", cands},
       {"single_objective", anchors},
       {"solves", res.solves},
       {"infeasible_boxes", res.infeasible_solves},
       {"nodes", res.nodes},
+      {"cbc_fallbacks", res.cbc_fallbacks},
+      {"unproven_solves", res.unproven_solves},
       {"seconds", seconds},
       {"plans", summary_plans},
   };
   write_text_atomic(dir / "summary.json", summary.dump(2) + "\n");
-  std::fprintf(stderr, "optimize: %zu Pareto plans from %lld solves (%lld boxes infeasible) in %.2f s -> %s\n",
-               res.plans.size(), (long long)res.solves, (long long)res.infeasible_solves, seconds,
-               o.out.c_str());
+  std::fprintf(stderr,
+               "optimize: %zu Pareto plans from %lld solves (%lld boxes infeasible, %lld handed to CBC at the node "
+               "limit) in %.2f s -> %s\n",
+               res.plans.size(), (long long)res.solves, (long long)res.infeasible_solves,
+               (long long)res.cbc_fallbacks, seconds, o.out.c_str());
+  if (res.unproven_solves > 0) {
+    std::fprintf(stderr, "optimize: warning: %lld solves are not proven optimal; their plans may be dominated\n",
+                 (long long)res.unproven_solves);
+  }
   if (o.json) {
-    print_json({{"plans", plans}, {"solver", o.solver}, {"seconds", seconds}});
+    print_json({{"plans", plans}, {"solver", solver}, {"cbc_fallbacks", res.cbc_fallbacks},
+                {"unproven_solves", res.unproven_solves}, {"seconds", seconds}});
     return;
   }
   std::string text = fmt::format("{:<14}", "plan");
@@ -182,7 +189,7 @@ void setup_optimize(CLI::App& app) {
                  "also keep the density within the bound at this unprofiled length (repeatable)");
   app.add_option("--max-rules-per-layer", o->max_rules,
                  "at most K distinct rules in each layer (default 0: no limit)");
-  app.add_option("--solver", o->solver, "mckp (exact, specialised; default) or cbc (CBC MILP)");
+  add_solver_options(app, o->solver, o->node_limit);
   app.add_option("--grid", o->grid,
                  "epsilon-constraint points per non-primary objective (default 5)");
   app.add_option("--out", o->out, "directory for plan_NNN.json and summary.json")->required();

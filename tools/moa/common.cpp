@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
+
+#include <fmt/format.h>
 
 #include "moa/error.h"
 #include "moa/file_io.h"
@@ -22,6 +25,16 @@ void add_attention_options(CLI::App& app, AttentionOptions& o) {
 
 void add_threads_option(CLI::App& app, int& threads) {
   app.add_option("--threads,-t", threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+void add_solver_options(CLI::App& app, ChoiceSolver& solver, int64_t& node_limit) {
+  app.add_option("--solver", solver, "mckp (exact, specialised; default) or cbc (CBC MILP)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, ChoiceSolver>{{"mckp", ChoiceSolver::kMckp},
+                                                                              {"cbc", ChoiceSolver::kCbc}}));
+  app.add_option("--node-limit", node_limit,
+                 fmt::format("MCKP nodes per solve before CBC takes that solve over (0 = no limit; default {})",
+                             OptimizeOptions{}.node_limit))
+      ->check(CLI::NonNegativeNumber);
 }
 
 AttentionSpec make_attention_spec(const ModelConfig& c, int64_t n_ctx, const AttentionOptions& o) {

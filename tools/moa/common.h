@@ -10,6 +10,7 @@
 
 #include "moa/kv_cache.h"
 #include "moa/model.h"
+#include "moa/optimizer.h"
 #include "moa/plan.h"
 
 namespace moa::cli {
@@ -23,6 +24,8 @@ struct AttentionOptions {
 
 void add_attention_options(CLI::App& app, AttentionOptions& o);
 void add_threads_option(CLI::App& app, int& threads);
+// --solver mckp|cbc and --node-limit N (the optimiser's, for optimize and compress).
+void add_solver_options(CLI::App& app, ChoiceSolver& solver, int64_t& node_limit);
 
 // The spec for a model at n_ctx positions (prompt + generation budget) under the chosen attention.
 AttentionSpec make_attention_spec(const ModelConfig& cfg, int64_t n_ctx, const AttentionOptions& o);
