@@ -195,6 +195,17 @@ TEST(CompressCli, RunsReusesAndRefusesAnotherModelsStages) {
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_GE(nlohmann::json::parse(again.out)["reused"].size(), 5u) << again.out;
 
+  // At 0.25 the minimum cache (128 tokens) is 0.8 of 640's budget: that length is left out of the
+  // objectives and bounds, 1024 (exactly half) stays.
+  const fs::path plan25 = s.dir / "plan25.json";
+  std::string base25 = base;
+  base25.replace(base25.find("--density 0.5"), 13, "--density 0.25");
+  base25.replace(base25.find(plan.string()), plan.string().size(), plan25.string());
+  auto quarter = test::run_moa(base25);
+  ASSERT_EQ(quarter.status, 0) << quarter.err;
+  EXPECT_NE(quarter.err.find("profile length 640 left out at density 0.25"), std::string::npos) << quarter.err;
+  EXPECT_EQ(Plan::load(plan25).lengths()["profile"], nlohmann::json({1024}));
+
   Model::random(tiny_config(), 99, 0.25f).save(s.model_dir, DType::kF32);  // another checkpoint
   auto stale = test::run_moa(base);
   EXPECT_EQ(stale.status, 2);

@@ -159,27 +159,47 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
 
   // 3. Pareto plans at this density.
   const fs::path plans_dir = o.work / ("plans-" + density_tag(o.density));
+  check_profiles(profiles, names);
+  // A length where even the minimum cache exceeds the budget (min_cache > D*N: every head keeps
+  // at least 128 tokens) cannot take part: its density bound is unreachable. A length where the
+  // minimum cache takes more than half the budget leaves no room to choose either: its bound
+  // forces nearly every head to the minimum at that length, and the elastic rules then cannot
+  // reach far at the long lengths (moa-tiny at 0.25 with 512 profiled: every head beta 0.25,
+  // validation NLL 0.90 against dense's 0.009; without it 0.06). Such lengths are left out of
+  // this density's objectives and constraints while a roomier one remains, and said so.
+  std::vector<Profile> used;
+  std::vector<int64_t> used_lengths, extend;
+  std::vector<std::string> left_out;
+  auto share = [&](int64_t L) { return double(kPlanMinCache) / (o.density * double(L)); };
+  bool any_roomy = false;
+  for (const Profile& p : profiles) any_roomy = any_roomy || share(p.length) <= 0.5;
+  for (size_t i = 0; i < profiles.size(); ++i) {
+    const double sh = share(profiles[i].length);
+    if (sh <= (any_roomy ? 0.5 : 1.0)) {
+      used.push_back(profiles[i]);
+      used_lengths.push_back(profiles[i].length);
+    } else {
+      left_out.push_back(fmt::format("optimize: profile length {} left out at density {} (the minimum cache of {} tokens is "
+                                     "{:.2f} of its budget{})",
+                                     profiles[i].length, o.density, kPlanMinCache, sh, sh <= 1.0 ? ", over half" : ""));
+    }
+  }
+  for (int64_t L : o.extend_lengths) {
+    if (double(kPlanMinCache) <= o.density * double(L)) extend.push_back(L);
+  }
+  // Plans made under other lengths (other options, or an older selection rule) are made again.
+  const nlohmann::json lengths_key = {{"profile", used_lengths}, {"extend", extend}};
+  const fs::path vfile = o.work / ("validate-" + density_tag(o.density) + ".json");
+  if (fs::exists(plans_dir / "summary.json") &&
+      nlohmann::json::parse(read_text(plans_dir / "summary.json")).value("lengths", nlohmann::json()) != lengths_key) {
+    log(fmt::format("optimize: {} was made for other lengths; making it again", plans_dir.string()));
+    fs::remove_all(plans_dir);
+    fs::remove(vfile);
+  }
   if (fs::exists(plans_dir / "summary.json")) {
     res.reused.push_back(plans_dir.filename().string());
   } else {
-    check_profiles(profiles, names);
-    // A length where even the minimum cache exceeds the budget (min_cache > D*N: every head keeps
-    // at least 128 tokens) cannot take part: its density bound is unreachable. Such lengths are
-    // left out of this density's objectives and constraints, and said so.
-    std::vector<Profile> used;
-    std::vector<int64_t> used_lengths, extend;
-    for (size_t i = 0; i < profiles.size(); ++i) {
-      if (double(kPlanMinCache) <= o.density * double(profiles[i].length)) {
-        used.push_back(profiles[i]);
-        used_lengths.push_back(profiles[i].length);
-      } else {
-        log(fmt::format("optimize: profile length {} left out at density {} (the minimum cache of {} tokens is {:.2f} of it)",
-                        profiles[i].length, o.density, kPlanMinCache, double(kPlanMinCache) / double(profiles[i].length)));
-      }
-    }
-    for (int64_t L : o.extend_lengths) {
-      if (double(kPlanMinCache) <= o.density * double(L)) extend.push_back(L);
-    }
+    for (const std::string& line : left_out) log(line);
     if (used.empty()) {
       input_error("--density {}: below the minimum cache ({} tokens) at every profile length; profile longer lengths",
                   o.density, kPlanMinCache);
@@ -210,6 +230,7 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
       for (size_t k = 0; k < tables.lengths.size(); ++k) dens[std::to_string(tables.lengths[k])] = r.plans[i].density[k];
       summary["plans"].push_back({{"file", file}, {"loss", loss}, {"density", dens}});
     }
+    summary["lengths"] = lengths_key;
     summary["solves"] = r.solves;
     summary["cbc_fallbacks"] = r.cbc_fallbacks;
     summary["unproven_solves"] = r.unproven_solves;
@@ -221,7 +242,6 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
   }
 
   // 4. Validation at a length not profiled; the lowest answer NLL wins.
-  const fs::path vfile = o.work / ("validate-" + density_tag(o.density) + ".json");
   nlohmann::json v;
   if (fs::exists(vfile)) {
     res.reused.push_back(vfile.filename().string());
