@@ -7,6 +7,9 @@
 // validate stages. Defaults follow the reference's proportions scaled to the trained context C
 // (max_position_embeddings): profile lengths C/4, C/2, C (at least 256 each); extend length 2C (density bound only,
 // as the reference bounds 16k beyond its 8k profile); validation at 3C/4, a length not profiled.
+// At a density where the 128-token minimum cache takes more than half of a profile length's
+// budget, that length is left out of the optimisation (it would force every head to the minimum);
+// plans record the lengths they were made under and are remade when those change.
 #pragma once
 
 #include <cstdint>
