@@ -3,8 +3,11 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <system_error>
+#include <vector>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,12 +33,33 @@ RunResult run_moa(const std::string& args) {
   return r;
 }
 
+namespace {
+
+// Every directory temp_dir made, removed when the test binary exits (tests that stop at a failed
+// ASSERT skip their own clean-up, and /tmp collected hundreds of them).
+std::vector<std::filesystem::path>& made_dirs() {
+  static std::vector<std::filesystem::path> dirs;
+  return dirs;
+}
+
+void remove_made_dirs() {
+  std::error_code ec;
+  for (const auto& d : made_dirs()) std::filesystem::remove_all(d, ec);
+}
+
+}  // namespace
+
 std::filesystem::path temp_dir(const std::string& name) {
   static int counter = 0;
+  if (counter == 0) {
+    made_dirs();  // constructed before the handler is registered, so destroyed after it runs
+    std::atexit(remove_made_dirs);
+  }
   auto base = std::filesystem::temp_directory_path() /
               ("moa-test-" + std::to_string(getpid()) + "-" + name + "-" + std::to_string(counter++));
   std::filesystem::remove_all(base);
   std::filesystem::create_directories(base);
+  made_dirs().push_back(base);
   return base;
 }
 
