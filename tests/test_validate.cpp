@@ -4,6 +4,8 @@
 // same and refuses bad inputs with one line.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -201,10 +203,28 @@ TEST(CompressCli, RunsReusesAndRefusesAnotherModelsStages) {
   std::string base25 = base;
   base25.replace(base25.find("--density 0.5"), 13, "--density 0.25");
   base25.replace(base25.find(plan.string()), plan.string().size(), plan25.string());
+  base25 += " --short-validation-length 700";  // (the default, 256, holds no prompt with this tokenizer)
   auto quarter = test::run_moa(base25);
   ASSERT_EQ(quarter.status, 0) << quarter.err;
   EXPECT_NE(quarter.err.find("profile length 640 left out at density 0.25"), std::string::npos) << quarter.err;
   EXPECT_EQ(Plan::load(plan25).lengths()["profile"], nlohmann::json({1024}));
+  // Validated at both lengths; the winner has the lowest mean NLL relative to dense.
+  EXPECT_EQ(Plan::load(plan25).lengths()["validation_lengths"], nlohmann::json({700, 768}));
+  auto v = nlohmann::json::parse(std::ifstream(work / "validate-d0.2500.json"));
+  ASSERT_TRUE(v["per_length"].contains("700") && v["per_length"].contains("768")) << v.dump();
+  std::string best;
+  double best_score = 0;
+  for (const auto& [name, nll] : v["nll"].items()) {
+    double sc = 0;
+    for (const char* L : {"700", "768"})
+      sc += v["per_length"][L]["nll"][name].get<double>() / v["per_length"][L]["dense_nll"].get<double>() / 2;
+    if (best.empty() || sc < best_score) {
+      best = name;
+      best_score = sc;
+    }
+  }
+  EXPECT_EQ(v["best"], best);
+  EXPECT_NEAR(v["score"][best].get<double>(), best_score, 1e-12);
 
   Model::random(tiny_config(), 99, 0.25f).save(s.model_dir, DType::kF32);  // another checkpoint
   auto stale = test::run_moa(base);

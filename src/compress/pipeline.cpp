@@ -81,6 +81,15 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
   }
   if (o.extend_lengths.empty()) o.extend_lengths = {2 * C};
   if (o.validation_length == 0) o.validation_length = 3 * C / 4;
+  const bool short_by_default = o.short_validation_length == 0;
+  if (short_by_default) o.short_validation_length = std::max<int64_t>(256, C / 8);
+  if (o.short_validation_length > C) {
+    input_error("--short-validation-length {} exceeds the model's context {}", o.short_validation_length, C);
+  }
+  std::vector<int64_t> vlengths = {o.validation_length};
+  if (o.short_validation_length > 0 && o.short_validation_length != o.validation_length) {
+    vlengths.insert(vlengths.begin(), o.short_validation_length);
+  }
   for (int64_t L : o.profile_lengths) {
     if (L < 128 || L > C) input_error("--profile-lengths: {} is outside [128, {}] (the model's context)", L, C);
   }
@@ -105,7 +114,9 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
 
   // 1. Calibration prompts per length, answered by the dense model.
   std::vector<int64_t> calib_lengths = o.profile_lengths;
-  calib_lengths.push_back(o.validation_length);
+  for (int64_t L : vlengths) {
+    if (std::find(calib_lengths.begin(), calib_lengths.end(), L) == calib_lengths.end()) calib_lengths.push_back(L);
+  }
   WordLists words = WordLists::load(o.words.empty() ? WordLists::default_dir() : o.words);
   for (int64_t L : calib_lengths) {
     const fs::path f = o.work / fmt::format("calib_{}.jsonl", L);
@@ -119,12 +130,22 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
     c.seed = o.seed * 7919 + uint64_t(L);
     Throttle th;
     auto t = std::chrono::steady_clock::now();
-    auto rows = make_calibration_set(m, tok, words, c, [&](int64_t done, int64_t total) {
+    auto progress = [&](int64_t done, int64_t total) {
       if (!th.due(done == total)) return;
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       log(fmt::format("calib {}: {}/{}  {:.2f} prompts/s  ETA {:.0f}s", L, done, total, double(done) / el,
                       el / double(done) * double(total - done)));
-    });
+    };
+    std::vector<nlohmann::json> rows;
+    try {
+      rows = make_calibration_set(m, tok, words, c, progress);
+    } catch (const InputError& e) {
+      // The default short length may hold no prompt with this tokenizer: validate without it.
+      if (!(short_by_default && L == o.short_validation_length)) throw;
+      log(fmt::format("validate: no short validation at {} tokens ({})", L, e.what()));
+      vlengths.erase(std::remove(vlengths.begin(), vlengths.end(), L), vlengths.end());
+      continue;
+    }
     std::string text;
     // A model's greedy answer may end inside a UTF-8 sequence (byte-level tokenizers): such bytes
     // are written as U+FFFD rather than aborting the whole run.
@@ -241,26 +262,49 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
     if (r.unproven_solves > 0) log(fmt::format("optimize: warning: {} solves not proven optimal", r.unproven_solves));
   }
 
-  // 4. Validation at a length not profiled; the lowest answer NLL wins.
+  // 4. Validation at lengths not profiled; the lowest mean NLL / dense NLL wins.
   nlohmann::json v;
   if (fs::exists(vfile)) {
-    res.reused.push_back(vfile.filename().string());
     v = nlohmann::json::parse(read_text(vfile));
-  } else {
+    if (v.value("validation_lengths", nlohmann::json()) != nlohmann::json(vlengths)) {
+      log(fmt::format("validate: {} was made at other lengths; validating again", vfile.string()));
+      v = nlohmann::json();
+    } else {
+      res.reused.push_back(vfile.filename().string());
+    }
+  }
+  if (v.is_null()) {
     std::vector<NamedPlan> plans;
     for (const auto& f : list_plan_files(plans_dir)) plans.push_back({f.filename().string(), Plan::load(f)});
     if (plans.empty()) input_error("{}: no plans to validate", plans_dir.string());
-    std::vector<TokenizedSample> samples;
-    for (const auto& s : load_calib(o.work / fmt::format("calib_{}.jsonl", o.validation_length))) {
-      samples.push_back(tokenize_sample(tok, s));
+    nlohmann::json per_length = nlohmann::json::object();
+    std::map<std::string, double> score;
+    for (int64_t L : vlengths) {
+      std::vector<TokenizedSample> samples;
+      for (const auto& s : load_calib(o.work / fmt::format("calib_{}.jsonl", L))) samples.push_back(tokenize_sample(tok, s));
+      Throttle th;
+      ValidationResult r = validate_plans(m, plans, samples, L, [&](int64_t done, int64_t total) {
+        if (th.due(done == total)) log(fmt::format("validate at {}: {}/{}", L, done, total));
+      });
+      per_length[std::to_string(L)] = {{"best", r.best}, {"nll", r.nll}, {"dense_nll", r.dense_nll}, {"samples", r.samples}};
+      // Relative to dense, so that each length weighs the same whatever its NLL scale.
+      for (const auto& [name, nll] : r.nll) score[name] += nll / std::max(r.dense_nll, 1e-12) / double(vlengths.size());
     }
-    Throttle th;
-    ValidationResult r = validate_plans(m, plans, samples, o.validation_length, [&](int64_t done, int64_t total) {
-      if (th.due(done == total)) log(fmt::format("validate: {}/{}", done, total));
-    });
-    v = {{"best", r.best}, {"nll", r.nll}, {"dense_nll", r.dense_nll}, {"samples", r.samples},
-         {"length", o.validation_length}};
+    std::string best;
+    for (const auto& [name, sc] : score)  // in name order: the first on ties
+      if (best.empty() || sc < score[best]) best = name;
+    const nlohmann::json& main = per_length[std::to_string(o.validation_length)];
+    v = {{"best", best},
+         {"score", score},
+         {"nll", main["nll"]},
+         {"dense_nll", main["dense_nll"]},
+         {"samples", main["samples"]},
+         {"length", o.validation_length},
+         {"validation_lengths", vlengths},
+         {"per_length", per_length}};
     write_text_atomic(vfile, v.dump(2) + "\n");
+    log(fmt::format("validate: {} wins (mean NLL / dense NLL {:.4f} over lengths {})", best, score[best],
+                    fmt::join(vlengths, ", ")));
   }
   res.best = v["best"].get<std::string>();
   res.validation_nll = v["nll"][res.best].get<double>();
@@ -273,13 +317,14 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
   lengths["validation"] = o.validation_length;
   lengths["validation_nll"] = res.validation_nll;
   lengths["dense_validation_nll"] = res.dense_validation_nll;
+  lengths["validation_lengths"] = vlengths;
   best.set_lengths(lengths);
   if (!best.model()) best.set_model(model_name);
   best.save(o.out, PlanForm::kExtended);
   const ModelShape shape{m.cfg.layers, m.cfg.heads, m.cfg.kv_heads};
   for (int64_t L : o.profile_lengths) res.kv_density[L] = best.kv_density(shape, L);
   for (int64_t L : o.extend_lengths) res.kv_density[L] = best.kv_density(shape, L);
-  res.kv_density[o.validation_length] = best.kv_density(shape, o.validation_length);
+  for (int64_t L : vlengths) res.kv_density[L] = best.kv_density(shape, L);
   res.plan = o.out;
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
