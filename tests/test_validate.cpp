@@ -226,6 +226,10 @@ TEST(CompressCli, RunsReusesAndRefusesAnotherModelsStages) {
   EXPECT_EQ(v["best"], best);
   EXPECT_NEAR(v["score"][best].get<double>(), best_score, 1e-12);
 
+  auto bad = test::run_moa(base + " --short-validation-length 5");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--short-validation-length 5"), std::string::npos) << bad.err;
+
   Model::random(tiny_config(), 99, 0.25f).save(s.model_dir, DType::kF32);  // another checkpoint
   auto stale = test::run_moa(base);
   EXPECT_EQ(stale.status, 2);

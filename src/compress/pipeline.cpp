@@ -83,6 +83,9 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
   if (o.validation_length == 0) o.validation_length = 3 * C / 4;
   const bool short_by_default = o.short_validation_length == 0;
   if (short_by_default) o.short_validation_length = std::max<int64_t>(256, C / 8);
+  if (o.short_validation_length < -1 || (o.short_validation_length > 0 && o.short_validation_length < 128)) {
+    input_error("--short-validation-length {}: expected a length in [128, {}], or -1 for none", o.short_validation_length, C);
+  }
   if (o.short_validation_length > C) {
     input_error("--short-validation-length {} exceeds the model's context {}", o.short_validation_length, C);
   }
