@@ -221,13 +221,17 @@ OptimizeResult optimize_pareto(const RuleTables& t, const OptimizeOptions& o) {
     return fmt::format("{} nodes{}{}, {:.2f} s", r.nodes, fell_back ? ", node limit: CBC" : "",
                        r.proven ? "" : ", NOT proven optimal", r.seconds);
   };
+  // Every solve's counts, anchors and boxes alike.
+  auto tally = [&res](const ChoiceResult& r, bool fell_back) {
+    res.nodes += r.nodes;
+    res.cbc_fallbacks += fell_back;
+    res.unproven_solves += !r.proven;
+  };
   for (size_t q = 0; q < np; ++q) {
     bool fell_back = false;
     ChoiceResult r = s.solve(s.problem(q, free_eps), &fell_back);
     ++res.solves;
-    res.nodes += r.nodes;
-    res.cbc_fallbacks += fell_back;
-    res.unproven_solves += !r.proven;
+    tally(r, fell_back);
     if (!r.feasible) infeasible_budget(t, o, s.rules);
     res.anchors.push_back(s.point(r, q, free_eps));
     report(fmt::format("loss at {} alone: {:.6g} ({})", t.profile_lengths[q], res.anchors.back().loss[q],
@@ -273,9 +277,7 @@ OptimizeResult optimize_pareto(const RuleTables& t, const OptimizeOptions& o) {
     }
   }
   for (size_t b = 0; b < boxes.size(); ++b) {
-    res.nodes += results[b].nodes;
-    res.cbc_fallbacks += fell_back[b];
-    res.unproven_solves += !results[b].proven;
+    tally(results[b], fell_back[b] != 0);
     if (!results[b].feasible) {
       ++res.infeasible_solves;
       continue;
