@@ -64,4 +64,8 @@ stage a2 a1 2000 20 2048 5e-4 "$L,lines=30-100" 2000 1 12
 stage a3 a2 2000 20 2048 3e-4 "$L,lines=40-100" 2000 1 13
 B="retrieval:$TEXT,queries=8,copy=0.05,recall=0.1,keys=pair,gap=3-4,passkey=0.05,textonly=0.05"
 stage b1 a3 4000 20 2048 6e-4 "$B,lines=40-100" 4000 1 14
+# e1: b1 grown to 6 layers (moa expand: a new layer after layers 1 and 3, output projections zero,
+#     so training starts from b1's exact function), trained on records of every length.
+[ -f "$RUNS/b1x/model.safetensors" ] || "$MOA" expand -m "$RUNS/b1" --insert-after 1,3 --out "$RUNS/b1x" --seed 15
+stage e1 b1x 3000 100 2048 6e-4 "$B,lines=2-100" 3000 1 15
 # The shipped checkpoint is b1 (max_position_embeddings 2048, its trained context).

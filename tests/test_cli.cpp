@@ -94,5 +94,30 @@ TEST(Cli, InitInfoGenerateBench) {
   fs::remove_all(tmp);
 }
 
+// `moa expand` grows a checkpoint that scores exactly as the original; bad indices and writing over
+// the input are refused with one line.
+TEST(Cli, ExpandKeepsScores) {
+  fs::path tmp = test::temp_dir("expand");
+  write_text_atomic(tmp / "config.json", R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+    "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+    "vocab_size": 300, "max_position_embeddings": 512})");
+  const std::string m = (tmp / "m").string(), e = (tmp / "e").string();
+  ASSERT_EQ(test::run_moa("init --config " + (tmp / "config.json").string() + " --out " + m + " --seed 3").status, 0);
+  auto r = test::run_moa("expand -m " + m + " --insert-after 0,1 --out " + e + " --seed 9");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(parse_out(test::run_moa("info -m " + e + " --json"))["layers"], 4);
+  write_text_atomic(tmp / "ids.txt", "256 5 17 99 3 42 42 7 120 8");
+  json a = parse_out(test::run_moa("score -m " + m + " --ids " + (tmp / "ids.txt").string() + " --json"));
+  json b = parse_out(test::run_moa("score -m " + e + " --ids " + (tmp / "ids.txt").string() + " --json"));
+  EXPECT_EQ(a["nll_per_token"], b["nll_per_token"]);
+  for (std::string bad : {"expand -m " + m + " --insert-after 2 --out " + e + "2", "expand -m " + m + " --insert-after 0 --out " + m}) {
+    auto x = test::run_moa(bad);
+    EXPECT_EQ(x.status, 2) << bad << ": " << x.err;
+    EXPECT_EQ(std::count(x.err.begin(), x.err.end(), '\n'), 1) << bad << ": " << x.err;
+    EXPECT_FALSE(fs::exists(e + "2")) << bad;
+  }
+  fs::remove_all(tmp);
+}
+
 }  // namespace
 }  // namespace moa

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "moa/error.h"
 #include "moa/forward.h"
 #include "moa/model.h"
 #include "test_util.h"
@@ -190,6 +191,41 @@ TEST(ForwardBatch, SyntheticFillMatchesPrefillShape) {
     EXPECT_EQ(fake.pos(0), T + 1);
     EXPECT_DEATH(fake.fill_synthetic(T, 5), "used cache");
   }
+}
+
+}  // namespace
+}  // namespace moa
+
+namespace moa {
+namespace {
+
+// A depth-expanded model computes exactly the original's logits (zero output projections make
+// the new layers identities), for every fixture family, while its new layers are trainable.
+TEST(ModelExpand, ExpandedModelKeepsLogitsExactly) {
+  for (std::string name : {"llama_gqa_bf16", "qwen2_bias_f16", "mistral_f32"}) {
+    Model m = Model::load(kFixtures + name);
+    Model e = expand_depth(m, {0, int64_t(m.cfg.layers - 1), 0}, 5);
+    ASSERT_EQ(e.cfg.layers, m.cfg.layers + 3) << name;
+    // Inserted after layer 0 twice: layers 1 and 2 are new, layer 3 is the original layer 1.
+    for (int64_t i : {1, 2}) {
+      for (float x : e.layers[size_t(i)].wo.to_f32()) ASSERT_EQ(x, 0.0f) << name;
+      for (float x : e.layers[size_t(i)].w_down.to_f32()) ASSERT_EQ(x, 0.0f) << name;
+      float q_abs = 0;
+      for (float x : e.layers[size_t(i)].wq.to_f32()) q_abs += std::fabs(x);
+      EXPECT_GT(q_abs, 0.0f) << name;  // random, not zero: the block can learn
+    }
+    EXPECT_EQ(e.layers[3].wq.to_f32(), m.layers[1].wq.to_f32()) << name;
+    std::vector<int32_t> ids;
+    for (int t = 0; t < 13; ++t) ids.push_back(int32_t((t * 37 + 3) % m.cfg.vocab));
+    auto spec = [](const Model& x) {
+      return AttentionSpec::dense(x.cfg.layers, x.cfg.heads, x.cfg.kv_heads, x.cfg.head_dim, 13);
+    };
+    EXPECT_EQ(prefill_logits(e, spec(e), ids), prefill_logits(m, spec(m), ids)) << name;
+  }
+  Model m = Model::load(kFixtures + "mistral_f32");
+  EXPECT_THROW(expand_depth(m, {m.cfg.layers}, 0), InputError);
+  EXPECT_THROW(expand_depth(m, {-1}, 0), InputError);
+  EXPECT_THROW(expand_depth(m, {}, 0), InputError);
 }
 
 }  // namespace

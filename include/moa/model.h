@@ -41,4 +41,9 @@ struct Model {
   void save(const std::filesystem::path& dir, DType dtype) const;
 };
 
+// A deeper copy of m: one new layer after each listed layer index (a repeated index inserts
+// several). New layers have zero attention-output and MLP-down projections, so the result computes
+// exactly m's logits; their other weights are Model::random's for the new shape and seed.
+Model expand_depth(const Model& m, const std::vector<int64_t>& insert_after, uint64_t seed);
+
 }  // namespace moa

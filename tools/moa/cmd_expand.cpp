@@ -1,0 +1,54 @@
+// moa expand -m DIR --insert-after I[,J..] --out DIR2: a deeper checkpoint that starts out computing
+// exactly what DIR computes (new layers with zero output projections), for growing a trained
+// model with `moa train --init DIR2` instead of training the larger shape from scratch.
+#include <filesystem>
+
+#include "command.h"
+#include "common.h"
+#include "moa/error.h"
+#include "moa/file_io.h"
+#include "moa/model.h"
+
+namespace moa::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ExpandOptions {
+  std::string dir, out, dtype = "f32";
+  std::vector<int64_t> insert_after;
+  uint64_t seed = 0;
+};
+
+void run(const ExpandOptions& o) {
+  if (fs::exists(o.out) && fs::equivalent(o.out, o.dir)) {
+    input_error("expand: --out {} is the input checkpoint; write the expanded model elsewhere", o.out);
+  }
+  Model m = Model::load(o.dir);
+  Model e = expand_depth(m, o.insert_after, o.seed);
+  const DType dt = o.dtype == "bf16" ? DType::kBF16 : o.dtype == "f16" ? DType::kF16 : DType::kF32;
+  const std::string tok = read_text(fs::path(o.dir) / "tokenizer.json");
+  fs::create_directories(o.out);
+  e.save(o.out, dt);
+  write_text_atomic(fs::path(o.out) / "tokenizer.json", tok);
+  std::fprintf(stderr, "expand: wrote %s (%lld -> %lld layers, %.2fM -> %.2fM params)\n", o.out.c_str(),
+               static_cast<long long>(m.cfg.layers), static_cast<long long>(e.cfg.layers),
+               double(m.param_count()) / 1e6, double(e.param_count()) / 1e6);
+}
+
+void setup(CLI::App& app) {
+  auto o = std::make_shared<ExpandOptions>();
+  app.add_option("-m,--model", o->dir, "checkpoint directory to grow")->required();
+  app.add_option("--insert-after", o->insert_after, "0-based layers each followed by a new layer (repeat to insert several)")
+      ->required()
+      ->delimiter(',');
+  app.add_option("--out", o->out, "output checkpoint directory")->required();
+  app.add_option("--seed", o->seed, "seed of the new layers' random weights");
+  app.add_option("--dtype", o->dtype, "weight dtype")->check(CLI::IsMember({"f32", "bf16", "f16"}));
+  app.callback([o] { run(*o); });
+}
+
+MOA_COMMAND("expand", "insert identity-initialised layers into a checkpoint (grow it for further training)", setup);
+
+}  // namespace
+}  // namespace moa::cli
