@@ -77,13 +77,16 @@ Captured capture(const Model& m, const TokenizedSample& s) {
   return cap;
 }
 
-// The plain reference: full A, G and E of one head in double, straight from the formula.
-// Returns E (T, T) (zero above the diagonal).
-std::vector<double> reference_E(const Captured& cap, const ModelConfig& c, int64_t l, int64_t h,
-                                int64_t T) {
+// The plain reference: full A and G = dO V^T of one head in double, (T, T) each, zero above the
+// diagonal.
+struct RefAG {
+  std::vector<double> A, G;
+};
+RefAG reference_AG(const Captured& cap, const ModelConfig& c, int64_t l, int64_t h, int64_t T) {
   const int64_t D = c.head_dim, HD = c.q_dim(), GD = c.kv_dim(), g = h / c.group();
   const auto &q = cap.q.at(l), &k = cap.k.at(l), &v = cap.v.at(l), &d = cap.d.at(l);
-  std::vector<double> A(size_t(T * T), 0.0), G(size_t(T * T), 0.0), E(size_t(T * T), 0.0);
+  RefAG r{std::vector<double>(size_t(T * T), 0.0), std::vector<double>(size_t(T * T), 0.0)};
+  auto& A = r.A;
   for (int64_t i = 0; i < T; ++i) {
     double mx = -INFINITY;
     for (int64_t j = 0; j <= i; ++j) {
@@ -93,23 +96,56 @@ std::vector<double> reference_E(const Captured& cap, const ModelConfig& c, int64
         gg += double(d[size_t(i * HD + h * D + x)]) * v[size_t(j * GD + g * D + x)];
       }
       A[size_t(i * T + j)] = s / std::sqrt(double(D));
-      G[size_t(i * T + j)] = gg;
+      r.G[size_t(i * T + j)] = gg;
       mx = std::max(mx, A[size_t(i * T + j)]);
     }
     double Z = 0;
     for (int64_t j = 0; j <= i; ++j)
       Z += A[size_t(i * T + j)] = std::exp(A[size_t(i * T + j)] - mx);
+    for (int64_t j = 0; j <= i; ++j) A[size_t(i * T + j)] /= Z;
+  }
+  return r;
+}
+
+// E (T, T) of one head straight from the formula.
+std::vector<double> reference_E(const Captured& cap, const ModelConfig& c, int64_t l, int64_t h,
+                                int64_t T) {
+  const RefAG r = reference_AG(cap, c, l, h, T);
+  std::vector<double> E(size_t(T * T), 0.0);
+  for (int64_t i = 0; i < T; ++i) {
     double S = 0;
+    for (int64_t j = 0; j <= i; ++j) S += r.A[size_t(i * T + j)] * r.G[size_t(i * T + j)];
     for (int64_t j = 0; j <= i; ++j) {
-      A[size_t(i * T + j)] /= Z;
-      S += A[size_t(i * T + j)] * G[size_t(i * T + j)];
-    }
-    for (int64_t j = 0; j <= i; ++j) {
-      const double a = A[size_t(i * T + j)], gij = G[size_t(i * T + j)];
+      const double a = r.A[size_t(i * T + j)], gij = r.G[size_t(i * T + j)];
       E[size_t(i * T + j)] = i == 0 ? -a * gij : -a * (gij - S) / (1 - a + kInfluenceEps);
     }
   }
   return E;
+}
+
+// The tile-joint influence (InfluenceKind::kTile) of one head, (nb, nb), by doing the removal:
+// per row and key tile, the row with that tile's entries zeroed and renormalised (all zero when
+// nothing is left), and sum_j G (A' - A).
+std::vector<double> reference_joint(const Captured& cap, const ModelConfig& c, int64_t l, int64_t h,
+                                    int64_t T, int64_t block, int64_t nb) {
+  const RefAG r = reference_AG(cap, c, l, h, T);
+  std::vector<double> t(size_t(nb * nb), 0.0);
+  for (int64_t i = 0; i < T; ++i) {
+    for (int64_t kb = 0; kb * block <= i; ++kb) {
+      double kept = 0;
+      for (int64_t j = 0; j <= i; ++j) {
+        if (j / block != kb) kept += r.A[size_t(i * T + j)];
+      }
+      double dl = 0;
+      for (int64_t j = 0; j <= i; ++j) {
+        const double a = r.A[size_t(i * T + j)];
+        const double a2 = j / block == kb || kept == 0 ? 0.0 : a / kept;
+        dl += r.G[size_t(i * T + j)] * (a2 - a);
+      }
+      t[size_t((i / block) * nb + kb)] += dl;
+    }
+  }
+  return t;
 }
 
 std::vector<double> tile_sums(const std::vector<double>& E, int64_t T, int64_t block, int64_t nb) {
@@ -170,6 +206,32 @@ TEST(Profiler, HookTilesMatchDoubleReference) {
     }
     std::printf("block %lld: max |tile - reference| / max |reference| = %.2e\n", (long long)block,
                 worst);
+  }
+}
+
+// The tile-joint kind against the removal done in double, with GQA, ragged T and the block-0
+// tiles that empty a row; with block 1 it is the entry kind (a tile is one entry).
+TEST(Profiler, TileJointMatchesDoubleReference) {
+  const Model m = tiny_model();
+  const ModelConfig& c = m.cfg;
+  const int64_t T = 150;
+  const Captured cap = capture(m, random_sample(T, 100, 4, c.vocab));
+  for (int64_t block : {64, 16, 1}) {
+    const int64_t nb = (T + block - 1) / block;
+    for (int64_t l = 0; l < c.layers; ++l) {
+      std::vector<double> got(size_t(c.heads * nb * nb), 0.0);
+      influence_tiles(cap.q.at(l).data(), cap.k.at(l).data(), cap.v.at(l).data(), cap.d.at(l).data(), T,
+                      c.heads, c.kv_heads, c.head_dim, block, nb, got.data(), InfluenceKind::kTile);
+      for (int64_t h = 0; h < c.heads; ++h) {
+        const auto want = reference_joint(cap, c, l, h, T, block, nb);
+        EXPECT_TRUE(close_rel_max(&got[size_t(h * nb * nb)], want, 2e-5))
+            << "block " << block << " layer " << l << " head " << h;
+        if (block == 1) {
+          EXPECT_TRUE(close_rel_max(&got[size_t(h * nb * nb)], tile_sums(reference_E(cap, c, l, h, T), T, 1, nb), 2e-5))
+              << "layer " << l << " head " << h;
+        }
+      }
+    }
   }
 }
 
@@ -310,9 +372,10 @@ TEST(Profiler, TileAblationsFollowTheProfile) {
                 (long long)t.layer, (long long)t.head, (long long)t.qb, (long long)t.kb,
                 t.predicted, t.measured);
   }
-  std::printf("tile ablations: Spearman %.4f over %zu (2 samples, block 16)\n", r.spearman,
-              r.ablations.size());
+  std::printf("tile ablations: Spearman %.4f (tile-joint %.4f) over %zu (2 samples, block 16)\n",
+              r.spearman, r.spearman_joint, r.ablations.size());
   EXPECT_GE(r.spearman, 0.5);
+  EXPECT_GE(r.spearman_joint, 0.5);
 }
 
 // --check-tiles droppable: only tiles some plan can drop (below the diagonal) are drawn.
@@ -453,6 +516,33 @@ TEST(ProfileRun, ClearErrors) {
   }
   o.fresh = true;
   EXPECT_TRUE(run_profile(m, samples, dir / "other.jsonl", dir / "p.safetensors", o).complete);
+  EXPECT_EQ(Profile::load(dir / "p.safetensors").influence_kind, "entry");
+  // a partial of the other influence kind is refused too; a finished run records its kind
+  o.fresh = false;
+  o.stop_after = 1;
+  run_profile(m, samples, data, dir / "k.safetensors", o);
+  o.stop_after = -1;
+  o.kind = InfluenceKind::kTile;
+  try {
+    run_profile(m, samples, data, dir / "k.safetensors", o);
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("this checkpoint has influence 'entry', this run 'tile'"), std::string::npos)
+        << e.what();
+  }
+  o.fresh = true;
+  EXPECT_TRUE(run_profile(m, samples, data, dir / "k.safetensors", o).complete);
+  Profile k = Profile::load(dir / "k.safetensors");
+  EXPECT_EQ(k.influence_kind, "tile");
+  // a profile whose influence field is neither kind is refused with the field named
+  k.influence_kind = "sideways";
+  k.save(dir / "bad.safetensors");
+  try {
+    Profile::load(dir / "bad.safetensors");
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("__metadata__.influence is 'sideways'"), std::string::npos) << e.what();
+  }
   fs::remove_all(dir);
 }
 
@@ -495,6 +585,8 @@ TEST(ProfileCli, StopAndResumeGiveTheSameFile) {
   auto cj = nlohmann::json::parse(chk.out);
   EXPECT_EQ(cj["ablations"].size(), 6u);
   EXPECT_TRUE(cj["spearman"].is_number());
+  EXPECT_TRUE(cj["spearman_joint"].is_number());
+  EXPECT_TRUE(cj["ablations"][0]["predicted_joint"].is_number());
   EXPECT_EQ(cj["tiles"], "all");
   auto off = test::run_moa("profile -m " + model_dir.string() + " --data " + data.string() +
                            " --length 128 --block 32 --check-ablations 4 --check-tiles droppable"

@@ -13,6 +13,7 @@
 #include "moa/error.h"
 #include "moa/file_io.h"
 #include "moa/plan.h"
+#include "moa/profile.h"
 #include "moa/tokenizer.h"
 #include "moa/validate.h"
 #include "test_util.h"
@@ -225,6 +226,14 @@ TEST(CompressCli, RunsReusesAndRefusesAnotherModelsStages) {
   }
   EXPECT_EQ(v["best"], best);
   EXPECT_NEAR(v["score"][best].get<double>(), best_score, 1e-12);
+
+  // Tile-joint profiles: the entry profiles are not reused, the plans are made again from them.
+  auto tile = test::run_moa(base + " --influence tile");
+  ASSERT_EQ(tile.status, 0) << tile.err;
+  EXPECT_NE(tile.err.find("holds 'entry' influence, this run 'tile'; profiling again"), std::string::npos) << tile.err;
+  EXPECT_NE(tile.err.find("another influence kind; making it again"), std::string::npos) << tile.err;
+  EXPECT_EQ(nlohmann::json::parse(tile.out)["influence"], "tile");
+  EXPECT_EQ(Profile::load(work / "profile_1024.safetensors").influence_kind, "tile");
 
   auto bad = test::run_moa(base + " --short-validation-length 5");
   EXPECT_EQ(bad.status, 2);

@@ -25,6 +25,7 @@
 #include "moa/model.h"
 #include "moa/optimizer.h"
 #include "moa/plan.h"
+#include "moa/profile.h"
 #include "moa/tokenizer.h"
 
 namespace moa {
@@ -42,6 +43,7 @@ struct CompressOptions {
   int32_t grid = 5;
   ChoiceSolver solver = ChoiceSolver::kMckp;
   int64_t node_limit = OptimizeOptions{}.node_limit;
+  InfluenceKind influence = InfluenceKind::kEntry;  // what the profiles' tiles hold
   uint64_t seed = 0;
   std::filesystem::path words;           // word lists (default data/words)
   // Identity of the checkpoint (model_fingerprint); stamped in the work directory so that stages

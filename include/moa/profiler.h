@@ -23,12 +23,14 @@
 #include "moa/calib.h"
 #include "moa/kv_cache.h"
 #include "moa/model.h"
+#include "moa/profile.h"
 
 namespace moa {
 
 // eps of E's denominator. E is computed in double from the f32 scores and G (GEMM outputs), so
 // that 1 - A keeps its precision when one entry holds almost all of a row (attention sinks).
 inline constexpr double kInfluenceEps = 1e-10;
+
 
 // ---------------------------------------------------------------------------------------------
 // Kernel and one sample (src/compress/profiler.cpp)
@@ -39,7 +41,8 @@ inline constexpr double kInfluenceEps = 1e-10;
 // GQA: query head h reads KV head h / (H / G). T <= nb * block. OpenMP over (head, query rows);
 // each unit owns its tile rows, so the result does not depend on the thread count.
 void influence_tiles(const float* q, const float* k, const float* v, const float* d_out, int64_t T,
-                     int64_t H, int64_t G, int64_t D, int64_t block, int64_t nb, double* tiles);
+                     int64_t H, int64_t G, int64_t D, int64_t block, int64_t nb, double* tiles,
+                     InfluenceKind kind = InfluenceKind::kEntry);
 
 // One sample through forward_backward (dense attention, n_ctx = the sample's length) with the
 // hook: sink(layer, tiles) receives that layer's (H, nb, nb) tile sums, layers in descending
@@ -47,7 +50,8 @@ void influence_tiles(const float* q, const float* k, const float* v, const float
 // least one scored answer token.
 using InfluenceSink = std::function<void(int64_t layer, const double* tiles)>;
 double sample_influence(const Model& m, const TokenizedSample& s, int64_t length, int64_t block,
-                        const InfluenceSink& sink, bool recompute_layers = false);
+                        const InfluenceSink& sink, bool recompute_layers = false,
+                        InfluenceKind kind = InfluenceKind::kEntry);
 
 // ---------------------------------------------------------------------------------------------
 // A resumable profiling run (src/compress/profiler_run.cpp)
@@ -70,6 +74,7 @@ struct ProfileOptions {
   int64_t stop_after = -1;        // stop (checkpointed) after this many samples of this run
   bool fresh = false;             // ignore (overwrite) an existing partial checkpoint
   bool recompute_layers = false;  // forward_backward's activation recompute (less memory)
+  InfluenceKind kind = InfluenceKind::kEntry;  // what a tile holds (stored in the profile)
   std::string model_name;         // stored in the profile
   std::function<void(const ProfileProgress&)> progress;  // after every sample
 };
@@ -125,12 +130,14 @@ double spearman(const std::vector<double>& a, const std::vector<double>& b);
 struct TileAblation {
   int64_t layer = 0, head = 0, qb = 0, kb = 0;
   double predicted = 0;  // sum of E over the tile, averaged over the samples
+  double predicted_joint = 0;  // the InfluenceKind::kTile value of the same tile
   double measured = 0;   // loss(tile dropped) - loss(unedited), averaged over the samples
 };
 
 struct AblationReport {
   std::vector<TileAblation> ablations;
-  double spearman = 0;
+  double spearman = 0;        // of predicted (the tiles are drawn by it) and measured
+  double spearman_joint = 0;  // of predicted_joint and measured, same tiles
   int64_t samples = 0;
 };
 

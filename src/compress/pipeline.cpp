@@ -161,6 +161,11 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
   std::vector<std::string> names;
   for (int64_t L : o.profile_lengths) {
     const fs::path f = o.work / fmt::format("profile_{}.safetensors", L);
+    if (fs::exists(f) && Profile::load(f).influence_kind != influence_name(o.influence)) {
+      log(fmt::format("profile {}: {} holds '{}' influence, this run '{}'; profiling again", L, f.string(),
+                      Profile::load(f).influence_kind, influence_name(o.influence)));
+      fs::remove(f);
+    }
     if (fs::exists(f)) {
       res.reused.push_back(f.filename().string());
     } else {
@@ -170,6 +175,7 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
       ProfileOptions po;
       po.length = L;
       po.model_name = model_name;
+      po.kind = o.influence;
       Throttle th;
       po.progress = [&](const ProfileProgress& p) {
         if (!th.due(p.done == p.total)) return;
@@ -212,11 +218,12 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
     if (double(kPlanMinCache) <= o.density * double(L)) extend.push_back(L);
   }
   // Plans made under other lengths (other options, or an older selection rule) are made again.
-  const nlohmann::json lengths_key = {{"profile", used_lengths}, {"extend", extend}};
+  const nlohmann::json lengths_key = {
+      {"profile", used_lengths}, {"extend", extend}, {"influence", influence_name(o.influence)}};
   const fs::path vfile = o.work / ("validate-" + density_tag(o.density) + ".json");
   if (fs::exists(plans_dir / "summary.json") &&
       nlohmann::json::parse(read_text(plans_dir / "summary.json")).value("lengths", nlohmann::json()) != lengths_key) {
-    log(fmt::format("optimize: {} was made for other lengths; making it again", plans_dir.string()));
+    log(fmt::format("optimize: {} was made for other lengths or another influence kind; making it again", plans_dir.string()));
     fs::remove_all(plans_dir);
     fs::remove(vfile);
   }

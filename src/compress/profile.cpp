@@ -62,6 +62,12 @@ Profile Profile::load(const std::filesystem::path& path) {
   p.block = meta_int(meta, "block", file, 1);
   p.samples = meta_int(meta, "samples", file, 0);
   if (auto m = meta.find("model"); m != meta.end()) p.model = m->second;
+  if (auto k = meta.find("influence"); k != meta.end()) {
+    if (k->second != "entry" && k->second != "tile") {
+      input_error("{}: __metadata__.influence is '{}', expected 'entry' or 'tile'", file, k->second);
+    }
+    p.influence_kind = k->second;
+  }
   p.layers = t.shape[0];
   p.heads = t.shape[1];
   if (p.layers < 1 || p.heads < 1) input_error("{}: tensor 'influence' has an empty layer or head axis", file);
@@ -83,7 +89,8 @@ void Profile::save(const std::filesystem::path& path) const {
                                              {"length", std::to_string(length)},
                                              {"block", std::to_string(block)},
                                              {"samples", std::to_string(samples)},
-                                             {"model", model}};
+                                             {"model", model},
+                                             {"influence", influence_kind}};
   write_safetensors(path, {{"influence", DType::kF32, {layers, heads, nb(), nb()}, influence.data()}}, meta);
 }
 

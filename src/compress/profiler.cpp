@@ -36,10 +36,44 @@ void influence_row(float* s, const float* g, int64_t n, double* E) {
   }
 }
 
+// The same row, tile-joint: out[kb] = the change of L, to first order in G = dL/dA and exact in
+// the renormalisation, when all of the row's entries in key tile kb are removed together:
+//   (M S - S_T) / (1 - M),  M = sum_T A,  S_T = sum_T A G,  S = sum_k A G.
+// A tile holding every key the row sees leaves it empty (output zero): -S, as E[0,0].
+void joint_row(float* s, const float* g, int64_t n, int64_t block, double* out) {
+  float mx = s[0];
+  for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
+  double Z = 0, SZ = 0;  // sum s, sum s g (unnormalised)
+  for (int64_t j = 0; j < n; ++j) {
+    Z += s[j] = std::exp(s[j] - mx);
+    SZ += double(s[j]) * double(g[j]);
+  }
+  const double S = SZ / Z;
+  for (int64_t kb = 0; kb * block < n; ++kb) {
+    const int64_t j0 = kb * block, j1 = std::min(n, j0 + block);
+    if (j0 == 0 && j1 == n) {
+      out[kb] = -S;
+      continue;
+    }
+    double zt = 0, st = 0;
+    for (int64_t j = j0; j < j1; ++j) {
+      zt += s[j];
+      st += double(s[j]) * double(g[j]);
+    }
+    // The kept mass from the kept entries themselves, not Z - zt: exact when the tile holds almost
+    // all of the row.
+    double rest = 0;
+    for (int64_t j = 0; j < j0; ++j) rest += s[j];
+    for (int64_t j = j1; j < n; ++j) rest += s[j];
+    out[kb] = (zt * S - st) / (rest + kInfluenceEps * Z);
+  }
+}
+
 }  // namespace
 
 void influence_tiles(const float* q, const float* k, const float* v, const float* d_out, int64_t T,
-                     int64_t H, int64_t G, int64_t D, int64_t block, int64_t nb, double* tiles) {
+                     int64_t H, int64_t G, int64_t D, int64_t block, int64_t nb, double* tiles,
+                     InfluenceKind kind) {
   MOA_CHECK(T >= 1 && H >= 1 && G >= 1 && H % G == 0 && D >= 1 && block >= 1);
   MOA_CHECK(T <= nb * block, "T {} does not fit {} blocks of {}", T, nb, block);
   const int64_t HD = H * D, GD = G * D, grp = H / G;
@@ -63,8 +97,13 @@ void influence_tiles(const float* q, const float* k, const float* v, const float
                     d_out + i0 * HD + h * D, int(HD), v + g * D, int(GD), 0.0f, Gm.data(), int(T));
         for (int64_t r = 0; r < b; ++r) {
           const int64_t i = i0 + r;
-          influence_row(&S[size_t(r * T)], &Gm[size_t(r * T)], i + 1, E.data());
           double* trow = tiles + (h * nb + i / block) * nb;  // (nb) key tiles of this row's block
+          if (kind == InfluenceKind::kTile) {
+            joint_row(&S[size_t(r * T)], &Gm[size_t(r * T)], i + 1, block, E.data());
+            for (int64_t kb = 0; kb * block <= i; ++kb) trow[kb] += E[size_t(kb)];
+            continue;
+          }
+          influence_row(&S[size_t(r * T)], &Gm[size_t(r * T)], i + 1, E.data());
           for (int64_t kb = 0; kb * block <= i; ++kb) {
             const int64_t j1 = std::min((kb + 1) * block, i + 1);
             double acc = 0;
@@ -78,7 +117,7 @@ void influence_tiles(const float* q, const float* k, const float* v, const float
 }
 
 double sample_influence(const Model& m, const TokenizedSample& s, int64_t length, int64_t block,
-                        const InfluenceSink& sink, bool recompute_layers) {
+                        const InfluenceSink& sink, bool recompute_layers, InfluenceKind kind) {
   const ModelConfig& c = m.cfg;
   const int64_t T = s.size(), nb = (length + block - 1) / block;
   MOA_CHECK(T >= 2 && T <= length && s.scored_tokens() > 0, "sample of {} tokens, length {}", T,
@@ -89,7 +128,7 @@ double sample_influence(const Model& m, const TokenizedSample& s, int64_t length
   opt.recompute_layers = recompute_layers;
   opt.hook = [&](int64_t l, const float* q, const float* k, const float* v, const float* d_out) {
     std::fill(tiles.begin(), tiles.end(), 0.0);
-    influence_tiles(q, k, v, d_out, T, c.heads, c.kv_heads, c.head_dim, block, nb, tiles.data());
+    influence_tiles(q, k, v, d_out, T, c.heads, c.kv_heads, c.head_dim, block, nb, tiles.data(), kind);
     sink(l, tiles.data());
   };
   return forward_backward(m, spec, s.ids, s.loss_mask, nullptr, opt);

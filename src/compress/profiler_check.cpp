@@ -109,15 +109,18 @@ AblationReport check_ablations(const Model& m, const std::vector<TokenizedSample
   const ModelConfig& c = m.cfg;
   const int64_t nb = (length + block - 1) / block, per_layer = c.heads * nb * nb;
   // The profile of these samples (mean over them), kept in double.
-  std::vector<double> prof(static_cast<size_t>(c.layers * per_layer), 0.0);
+  std::vector<double> prof(static_cast<size_t>(c.layers * per_layer), 0.0), joint(prof.size(), 0.0);
   int64_t longest = 0;
   for (const TokenizedSample& s : samples) {
     longest = std::max(longest, s.size());
-    sample_influence(m, s, length, block, [&](int64_t l, const double* tiles) {
-      for (int64_t i = 0; i < per_layer; ++i) {
-        prof[size_t(l * per_layer + i)] += tiles[i] / double(samples.size());
-      }
-    });
+    for (InfluenceKind kind : {InfluenceKind::kEntry, InfluenceKind::kTile}) {
+      std::vector<double>& dst = kind == InfluenceKind::kEntry ? prof : joint;
+      sample_influence(m, s, length, block, [&](int64_t l, const double* tiles) {
+        for (int64_t i = 0; i < per_layer; ++i) {
+          dst[size_t(l * per_layer + i)] += tiles[i] / double(samples.size());
+        }
+      }, false, kind);
+    }
   }
   // Candidates: every causal tile within the longest sample, but those whose E is exactly zero
   // (rows that cannot reach the loss, e.g. the last layer's before the answer): their measured
@@ -128,8 +131,8 @@ AblationReport check_ablations(const Model& m, const std::vector<TokenizedSample
     for (int64_t h = 0; h < c.heads; ++h) {
       for (int64_t qb = 0; qb < used; ++qb) {
         for (int64_t kb = 0; kb <= (droppable_only ? qb - 1 : qb); ++kb) {
-          const double p = prof[size_t(((l * c.heads + h) * nb + qb) * nb + kb)];
-          if (p != 0.0) cand.push_back({l, h, qb, kb, p, 0});
+          const size_t at = size_t(((l * c.heads + h) * nb + qb) * nb + kb);
+          if (prof[at] != 0.0) cand.push_back({l, h, qb, kb, prof[at], joint[at], 0});
         }
       }
     }
@@ -146,7 +149,7 @@ AblationReport check_ablations(const Model& m, const std::vector<TokenizedSample
                  hi = size_t(s + 1) * cand.size() / size_t(n);
     rep.ablations.push_back(cand[lo + size_t(rng() % (hi - lo))]);
   }
-  std::vector<double> pred, meas;
+  std::vector<double> pred, pred_joint, meas;
   for (size_t a = 0; a < rep.ablations.size(); ++a) {
     TileAblation& t = rep.ablations[a];
     AttentionEdit e{
@@ -158,10 +161,12 @@ AblationReport check_ablations(const Model& m, const std::vector<TokenizedSample
       t.measured += (edited_loss(m, s, e) - edited_loss(m, s, same)) / double(samples.size());
     }
     pred.push_back(t.predicted);
+    pred_joint.push_back(t.predicted_joint);
     meas.push_back(t.measured);
     if (progress) progress(int64_t(a + 1), int64_t(rep.ablations.size()));
   }
   rep.spearman = spearman(pred, meas);
+  rep.spearman_joint = spearman(pred_joint, meas);
   return rep;
 }
 

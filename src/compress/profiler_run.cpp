@@ -82,6 +82,9 @@ State load_partial(const std::filesystem::path& path, const Model& m, const Data
   if (get("block") != std::to_string(o.block))
     mismatch("block", get("block"), std::to_string(o.block));
   if (get("model") != o.model_name) mismatch("model", get("model"), o.model_name);
+  // Partials from before the influence kind was recorded hold entry sums.
+  const std::string kind = get("influence") == "(missing)" ? "entry" : get("influence");
+  if (kind != influence_name(o.kind)) mismatch("influence", kind, influence_name(o.kind));
   const std::vector<int64_t> shape = {m.cfg.layers, m.cfg.heads, nb, nb};
   for (const char* name : {"influence_sum", "influence_comp"}) {
     auto it = st.tensors().find(name);
@@ -121,6 +124,7 @@ void save_partial(const std::filesystem::path& path, const Model& m, const DataI
                                                    {"length", std::to_string(o.length)},
                                                    {"block", std::to_string(o.block)},
                                                    {"model", o.model_name},
+                                                   {"influence", influence_name(o.kind)},
                                                    {"samples", std::to_string(s.done)},
                                                    {"loss_sum", fmt_double(s.loss_sum)}};
   const std::vector<int64_t> shape = {m.cfg.layers, m.cfg.heads, nb, nb};
@@ -189,7 +193,7 @@ ProfileRunResult run_profile(const Model& m, const std::vector<TokenizedSample>&
           const size_t base = size_t(l * per_layer);
           for (int64_t i = 0; i < per_layer; ++i) sum.add(base + size_t(i), tiles[i]);
         },
-        o.recompute_layers);
+        o.recompute_layers, o.kind);
     ++st.done;
     ++this_run;
     if (st.done < r.total && (st.done % o.checkpoint_every == 0 || this_run == o.stop_after)) {
@@ -214,6 +218,7 @@ ProfileRunResult run_profile(const Model& m, const std::vector<TokenizedSample>&
   Profile p = Profile::zeros(c.layers, c.heads, o.length, o.block);
   p.samples = st.done;
   p.model = o.model_name;
+  p.influence_kind = influence_name(o.kind);
   for (size_t i = 0; i < p.influence.size(); ++i) {
     p.influence[i] = float(sum.value(i) / double(st.done));
   }

@@ -36,7 +36,7 @@ void run(CompressCli& o) {
     print_json({{"plan", r.plan.string()}, {"density", r.density}, {"kv_density", kv},
                 {"seconds", r.seconds}, {"best", r.best}, {"pareto_plans", r.pareto_plans},
                 {"validation_nll", r.validation_nll}, {"dense_validation_nll", r.dense_validation_nll},
-                {"reused", r.reused}});
+                {"reused", r.reused}, {"influence", influence_name(o.c.influence)}});
   } else {
     std::printf("%s: best of %lld Pareto plans (%s), validation NLL %.4f (dense %.4f), %.0f s\n",
                 r.plan.c_str(), (long long)r.pareto_plans, r.best.c_str(), r.validation_nll,
@@ -59,6 +59,11 @@ void setup(CLI::App& app) {
   app.add_option("--max-rules-per-layer", o->c.max_rules_per_layer, "at most K distinct rules per layer (0 = any)");
   app.add_option("--grid", o->c.grid, "epsilon grid points per secondary objective");
   add_solver_options(app, o->c.solver, o->c.node_limit);
+  app.add_option("--influence", o->c.influence,
+                 "profile tiles: entry (sum of per-entry E, DESIGN.md; default) or tile (each tile's "
+                 "entries removed together)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, InfluenceKind>{
+          {"entry", InfluenceKind::kEntry}, {"tile", InfluenceKind::kTile}}));
   app.add_option("--seed", o->c.seed, "calibration seed");
   app.add_option("--words", o->words, "word lists directory (default data/words)");
   app.add_flag("--json", o->json, "print one JSON object");

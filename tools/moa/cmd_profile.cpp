@@ -23,6 +23,7 @@ struct ProfileCliOptions {
   int64_t length = 0, samples = 0, block = 64, checkpoint_every = 4, stop_after = -1;
   int64_t check_ablations = 0;
   std::string check_tiles = "all";
+  std::string influence = "entry";
   uint64_t seed = 0;
   bool fresh = false, recompute = false, json = false;
   int threads = 0;
@@ -94,9 +95,11 @@ void run_check(const ProfileCliOptions& o, const Model& model,
                    {"qb", t.qb},
                    {"kb", t.kb},
                    {"predicted", t.predicted},
+                   {"predicted_joint", t.predicted_joint},
                    {"measured", t.measured}});
     }
     print_json({{"spearman", rep.spearman},
+                {"spearman_joint", rep.spearman_joint},
                 {"tiles", o.check_tiles},
                 {"samples", rep.samples},
                 {"length", o.length},
@@ -104,13 +107,15 @@ void run_check(const ProfileCliOptions& o, const Model& model,
                 {"ablations", a}});
     return;
   }
-  std::printf("%5s %5s %4s %4s %14s %14s\n", "layer", "head", "qb", "kb", "predicted", "measured");
+  std::printf("%5s %5s %4s %4s %14s %14s %14s\n", "layer", "head", "qb", "kb", "predicted", "joint",
+              "measured");
   for (const TileAblation& t : rep.ablations) {
-    std::printf("%5lld %5lld %4lld %4lld %14.6e %14.6e\n", (long long)t.layer, (long long)t.head,
-                (long long)t.qb, (long long)t.kb, t.predicted, t.measured);
+    std::printf("%5lld %5lld %4lld %4lld %14.6e %14.6e %14.6e\n", (long long)t.layer, (long long)t.head,
+                (long long)t.qb, (long long)t.kb, t.predicted, t.predicted_joint, t.measured);
   }
-  std::printf("spearman %.4f over %zu tile ablations (%s tiles, %lld samples)\n", rep.spearman,
-              rep.ablations.size(), o.check_tiles.c_str(), (long long)rep.samples);
+  std::printf("spearman %.4f (tile-joint %.4f) over %zu tile ablations (%s tiles, %lld samples)\n",
+              rep.spearman, rep.spearman_joint, rep.ablations.size(), o.check_tiles.c_str(),
+              (long long)rep.samples);
 }
 
 void run(const ProfileCliOptions& o) {
@@ -133,6 +138,7 @@ void run(const ProfileCliOptions& o) {
   po.stop_after = o.stop_after;
   po.fresh = o.fresh;
   po.recompute_layers = o.recompute;
+  po.kind = o.influence == "tile" ? InfluenceKind::kTile : InfluenceKind::kEntry;
   po.model_name = model_name(o.dir);
   const bool tty = isatty(fileno(stderr));
   po.progress = [&](const ProfileProgress& p) {
@@ -203,6 +209,10 @@ void setup(CLI::App& app) {
   app.add_option("--stop-after", o->stop_after,
                  "stop after K samples of this run, checkpointed (resume later)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--influence", o->influence,
+                 "what a tile holds: entry (sum of per-entry E, DESIGN.md; default) or tile (the "
+                 "tile's entries removed together, per row)")
+      ->check(CLI::IsMember({"entry", "tile"}));
   app.add_flag("--fresh", o->fresh, "start over, ignoring the partial checkpoint beside --out");
   app.add_flag("--recompute", o->recompute,
                "recompute activations in the backward (less memory, ~1/3 more time)");
