@@ -68,4 +68,4 @@ stage b1 a3 4000 20 2048 6e-4 "$B,lines=40-100" 4000 1 14
 #     so training starts from b1's exact function), trained on records of every length.
 [ -f "$RUNS/b1x/model.safetensors" ] || "$MOA" expand -m "$RUNS/b1" --insert-after 1,3 --out "$RUNS/b1x" --seed 15
 stage e1 b1x 3000 100 2048 6e-4 "$B,lines=2-100" 3000 1 15
-# The shipped checkpoint is b1 (max_position_embeddings 2048, its trained context).
+# The shipped checkpoint is e1 (6 layers; max_position_embeddings 2048, its trained context).
