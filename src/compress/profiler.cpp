@@ -40,32 +40,41 @@ void influence_row(float* s, const float* g, int64_t n, double* E) {
 // the renormalisation, when all of the row's entries in key tile kb are removed together:
 //   (M S - S_T) / (1 - M),  M = sum_T A,  S_T = sum_T A G,  S = sum_k A G.
 // A tile holding every key the row sees leaves it empty (output zero): -S, as E[0,0].
-void joint_row(float* s, const float* g, int64_t n, int64_t block, double* out) {
+// zt, st: scratch of ceil(n / block) doubles each. O(n) per row.
+void joint_row(float* s, const float* g, int64_t n, int64_t block, double* out, double* zt, double* st) {
   float mx = s[0];
   for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
+  const int64_t nt = (n + block - 1) / block;
   double Z = 0, SZ = 0;  // sum s, sum s g (unnormalised)
-  for (int64_t j = 0; j < n; ++j) {
-    Z += s[j] = std::exp(s[j] - mx);
-    SZ += double(s[j]) * double(g[j]);
+  for (int64_t kb = 0; kb < nt; ++kb) {
+    double z = 0, sg = 0;
+    for (int64_t j = kb * block; j < std::min(n, (kb + 1) * block); ++j) {
+      s[j] = std::exp(s[j] - mx);
+      z += s[j];
+      sg += double(s[j]) * double(g[j]);
+    }
+    zt[kb] = z;
+    st[kb] = sg;
+    Z += z;
+    SZ += sg;
   }
   const double S = SZ / Z;
-  for (int64_t kb = 0; kb * block < n; ++kb) {
-    const int64_t j0 = kb * block, j1 = std::min(n, j0 + block);
-    if (j0 == 0 && j1 == n) {
-      out[kb] = -S;
-      continue;
-    }
-    double zt = 0, st = 0;
-    for (int64_t j = j0; j < j1; ++j) {
-      zt += s[j];
-      st += double(s[j]) * double(g[j]);
-    }
-    // The kept mass from the kept entries themselves, not Z - zt: exact when the tile holds almost
-    // all of the row.
-    double rest = 0;
-    for (int64_t j = 0; j < j0; ++j) rest += s[j];
-    for (int64_t j = j1; j < n; ++j) rest += s[j];
-    out[kb] = (zt * S - st) / (rest + kInfluenceEps * Z);
+  if (nt == 1) {
+    out[0] = -S;
+    return;
+  }
+  // The kept mass as the sum of the other tiles (before + after), not Z - zt: exact when the tile
+  // holds almost all of the row.
+  double before = 0;  // out[kb] holds the mass before tile kb until the second pass
+  for (int64_t kb = 0; kb < nt; ++kb) {
+    out[kb] = before;
+    before += zt[kb];
+  }
+  double after = 0;
+  for (int64_t kb = nt - 1; kb >= 0; --kb) {
+    const double rest = out[kb] + after;
+    out[kb] = (zt[kb] * S - st[kb]) / (rest + kInfluenceEps * Z);
+    after += zt[kb];
   }
 }
 
@@ -85,7 +94,7 @@ void influence_tiles(const float* q, const float* k, const float* v, const float
   {
     // S, Gm: (rows, T) scores then probabilities, and dO V^T; E: one row's influence
     std::vector<float> S(static_cast<size_t>(rows * T)), Gm(static_cast<size_t>(rows * T));
-    std::vector<double> E(static_cast<size_t>(T));
+    std::vector<double> E(static_cast<size_t>(T)), zt(static_cast<size_t>(nb)), st(static_cast<size_t>(nb));
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (int64_t h = 0; h < H; ++h) {
       for (int64_t u = 0; u < units; ++u) {
@@ -99,7 +108,7 @@ void influence_tiles(const float* q, const float* k, const float* v, const float
           const int64_t i = i0 + r;
           double* trow = tiles + (h * nb + i / block) * nb;  // (nb) key tiles of this row's block
           if (kind == InfluenceKind::kTile) {
-            joint_row(&S[size_t(r * T)], &Gm[size_t(r * T)], i + 1, block, E.data());
+            joint_row(&S[size_t(r * T)], &Gm[size_t(r * T)], i + 1, block, E.data(), zt.data(), st.data());
             for (int64_t kb = 0; kb * block <= i; ++kb) trow[kb] += E[size_t(kb)];
             continue;
           }
