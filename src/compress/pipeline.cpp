@@ -4,6 +4,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "moa/calib.h"
 #include "moa/calib_set.h"
@@ -161,13 +162,17 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
   std::vector<std::string> names;
   for (int64_t L : o.profile_lengths) {
     const fs::path f = o.work / fmt::format("profile_{}.safetensors", L);
-    if (fs::exists(f) && Profile::load(f).influence_kind != influence_name(o.influence)) {
+    std::optional<Profile> have;
+    if (fs::exists(f)) have = Profile::load(f);
+    if (have && have->influence_kind != influence_name(o.influence)) {
       log(fmt::format("profile {}: {} holds '{}' influence, this run '{}'; profiling again", L, f.string(),
-                      Profile::load(f).influence_kind, influence_name(o.influence)));
+                      have->influence_kind, influence_name(o.influence)));
       fs::remove(f);
+      have.reset();
     }
-    if (fs::exists(f)) {
+    if (have) {
       res.reused.push_back(f.filename().string());
+      profiles.push_back(std::move(*have));
     } else {
       const fs::path data = o.work / fmt::format("calib_{}.jsonl", L);
       std::vector<TokenizedSample> samples;
@@ -182,8 +187,8 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
         log(fmt::format("profile {}: {}/{}  {:.2f} samples/s  ETA {:.0f}s", L, p.done, p.total, p.samples_per_s, p.eta_s));
       };
       run_profile(m, samples, data, f, po);
+      profiles.push_back(Profile::load(f));
     }
-    profiles.push_back(Profile::load(f));
     names.push_back(f.string());
   }
 

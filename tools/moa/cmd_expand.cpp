@@ -15,7 +15,8 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ExpandOptions {
-  std::string dir, out, dtype = "f32";
+  std::string dir, out;
+  std::string dtype = "f32";
   std::vector<int64_t> insert_after;
   uint64_t seed = 0;
 };
@@ -26,10 +27,9 @@ void run(const ExpandOptions& o) {
   }
   Model m = Model::load(o.dir);
   Model e = expand_depth(m, o.insert_after, o.seed);
-  const DType dt = o.dtype == "bf16" ? DType::kBF16 : o.dtype == "f16" ? DType::kF16 : DType::kF32;
   const std::string tok = read_text(fs::path(o.dir) / "tokenizer.json");
   fs::create_directories(o.out);
-  e.save(o.out, dt);
+  e.save(o.out, checkpoint_dtype(o.dtype));
   write_text_atomic(fs::path(o.out) / "tokenizer.json", tok);
   std::fprintf(stderr, "expand: wrote %s (%lld -> %lld layers, %.2fM -> %.2fM params)\n", o.out.c_str(),
                static_cast<long long>(m.cfg.layers), static_cast<long long>(e.cfg.layers),
@@ -44,7 +44,7 @@ void setup(CLI::App& app) {
       ->delimiter(',');
   app.add_option("--out", o->out, "output checkpoint directory")->required();
   app.add_option("--seed", o->seed, "seed of the new layers' random weights");
-  app.add_option("--dtype", o->dtype, "weight dtype")->check(CLI::IsMember({"f32", "bf16", "f16"}));
+  add_dtype_option(app, o->dtype);
   app.callback([o] { run(*o); });
 }
 

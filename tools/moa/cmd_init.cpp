@@ -13,13 +13,13 @@ namespace moa::cli {
 namespace {
 
 struct InitOptions {
-  std::string config, out, dtype = "f32";
+  std::string config, out;
+  std::string dtype = "f32";
   uint64_t seed = 0;
 };
 
 void run(const InitOptions& o) {
   ModelConfig c = ModelConfig::load(o.config);
-  DType dt = o.dtype == "bf16" ? DType::kBF16 : o.dtype == "f16" ? DType::kF16 : DType::kF32;
   if (c.vocab < kByteLevelVocabSize) {
     input_error("{}: vocab_size is {}, expected at least {} for the byte-level tokenizer that init "
                 "writes", o.config, c.vocab, kByteLevelVocabSize);
@@ -27,7 +27,7 @@ void run(const InitOptions& o) {
   std::string tok = make_byte_level_tokenizer_json();
   Model m = Model::random(c, o.seed);
   std::filesystem::create_directories(o.out);
-  m.save(o.out, dt);
+  m.save(o.out, checkpoint_dtype(o.dtype));
   write_text_atomic(std::filesystem::path(o.out) / "tokenizer.json", tok);
   std::fprintf(stderr, "init: wrote %s (%.2fM params, %s)\n", o.out.c_str(),
                double(m.param_count()) / 1e6, o.dtype.c_str());
@@ -38,7 +38,7 @@ void setup(CLI::App& app) {
   app.add_option("--config", o->config, "config.json giving the shape")->required();
   app.add_option("--out", o->out, "output checkpoint directory")->required();
   app.add_option("--seed", o->seed, "random seed");
-  app.add_option("--dtype", o->dtype, "weight dtype")->check(CLI::IsMember({"f32", "bf16", "f16"}));
+  add_dtype_option(app, o->dtype);
   app.callback([o] { run(*o); });
 }
 

@@ -27,6 +27,14 @@ void add_threads_option(CLI::App& app, int& threads) {
   app.add_option("--threads,-t", threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
 }
 
+void add_dtype_option(CLI::App& app, std::string& dtype) {
+  app.add_option("--dtype", dtype, "weight dtype: f32 (default), bf16 or f16")->check(CLI::IsMember({"f32", "bf16", "f16"}));
+}
+
+DType checkpoint_dtype(const std::string& dtype) {
+  return dtype == "bf16" ? DType::kBF16 : dtype == "f16" ? DType::kF16 : DType::kF32;
+}
+
 void add_solver_options(CLI::App& app, ChoiceSolver& solver, int64_t& node_limit) {
   app.add_option("--solver", solver, "mckp (exact, specialised; default) or cbc (CBC MILP)")
       ->transform(CLI::CheckedTransformer(std::map<std::string, ChoiceSolver>{{"mckp", ChoiceSolver::kMckp},
