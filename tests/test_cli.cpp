@@ -110,7 +110,13 @@ TEST(Cli, ExpandKeepsScores) {
   json a = parse_out(test::run_moa("score -m " + m + " --ids " + (tmp / "ids.txt").string() + " --json"));
   json b = parse_out(test::run_moa("score -m " + e + " --ids " + (tmp / "ids.txt").string() + " --json"));
   EXPECT_EQ(a["nll_per_token"], b["nll_per_token"]);
-  for (std::string bad : {"expand -m " + m + " --insert-after 2 --out " + e + "2", "expand -m " + m + " --insert-after 0 --out " + m}) {
+  const std::string c = (tmp / "c").string();
+  r = test::run_moa("expand -m " + m + " --insert-after 1 --new-layers copy --out " + c);
+  ASSERT_EQ(r.status, 0) << r.err;
+  json d = parse_out(test::run_moa("score -m " + c + " --ids " + (tmp / "ids.txt").string() + " --json"));
+  EXPECT_EQ(a["nll_per_token"], d["nll_per_token"]);
+  for (std::string bad : {"expand -m " + m + " --insert-after 2 --out " + e + "2", "expand -m " + m + " --insert-after 0 --out " + m,
+                          "expand -m " + m + " --insert-after 0 --new-layers zero --out " + e + "2"}) {
     auto x = test::run_moa(bad);
     EXPECT_EQ(x.status, 2) << bad << ": " << x.err;
     EXPECT_EQ(std::count(x.err.begin(), x.err.end(), '\n'), 1) << bad << ": " << x.err;

@@ -228,5 +228,35 @@ TEST(ModelExpand, ExpandedModelKeepsLogitsExactly) {
   EXPECT_THROW(expand_depth(m, {}, 0), InputError);
 }
 
+TEST(ModelExpand, CopiedLayersKeepLogitsAndStartFromTheirSource) {
+  for (std::string name : {"llama_gqa_bf16", "qwen2_bias_f16", "mistral_f32"}) {
+    Model m = Model::load(kFixtures + name);
+    const int64_t last = m.cfg.layers - 1;
+    Model e = expand_depth(m, {0, last}, 5, ExpandInit::kCopy);
+    ASSERT_EQ(e.cfg.layers, m.cfg.layers + 2) << name;
+    // Layer 1 is the copy of layer 0; the last layer is the copy of the original last one.
+    for (auto [copy, src] : {std::pair<int64_t, int64_t>{1, 0}, {e.cfg.layers - 1, last}}) {
+      const LayerWeights& c = e.layers[size_t(copy)];
+      const LayerWeights& s = m.layers[size_t(src)];
+      EXPECT_EQ(c.wq.to_f32(), s.wq.to_f32()) << name;
+      EXPECT_EQ(c.wk.to_f32(), s.wk.to_f32()) << name;
+      EXPECT_EQ(c.wv.to_f32(), s.wv.to_f32()) << name;
+      EXPECT_EQ(c.w_gate.to_f32(), s.w_gate.to_f32()) << name;
+      EXPECT_EQ(c.bq, s.bq) << name;
+      EXPECT_EQ(c.attn_norm, s.attn_norm) << name;
+      for (float x : c.wo.to_f32()) ASSERT_EQ(x, 0.0f) << name;
+      for (float x : c.w_down.to_f32()) ASSERT_EQ(x, 0.0f) << name;
+      for (float x : c.bo) ASSERT_EQ(x, 0.0f) << name;
+      for (float x : c.b_down) ASSERT_EQ(x, 0.0f) << name;
+    }
+    std::vector<int32_t> ids;
+    for (int t = 0; t < 11; ++t) ids.push_back(int32_t((t * 29 + 5) % m.cfg.vocab));
+    auto spec = [](const Model& x) {
+      return AttentionSpec::dense(x.cfg.layers, x.cfg.heads, x.cfg.kv_heads, x.cfg.head_dim, 11);
+    };
+    EXPECT_EQ(prefill_logits(e, spec(e), ids), prefill_logits(m, spec(m), ids)) << name;
+  }
+}
+
 }  // namespace
 }  // namespace moa

@@ -41,9 +41,15 @@ struct Model {
   void save(const std::filesystem::path& dir, DType dtype) const;
 };
 
+// How a new layer's non-zero weights start: kRandom draws them as Model::random does for the new
+// shape and seed; kCopy takes them from the layer it follows (the depth up-scaling of SOLAR), so
+// its heads start with that layer's attention patterns instead of near-uniform ones.
+enum class ExpandInit { kRandom, kCopy };
+
 // A deeper copy of m: one new layer after each listed layer index (a repeated index inserts
-// several). New layers have zero attention-output and MLP-down projections, so the result computes
-// exactly m's logits; their other weights are Model::random's for the new shape and seed.
-Model expand_depth(const Model& m, const std::vector<int64_t>& insert_after, uint64_t seed);
+// several). New layers have zero attention-output and MLP-down projections (and their biases), so
+// the result computes exactly m's logits.
+Model expand_depth(const Model& m, const std::vector<int64_t>& insert_after, uint64_t seed,
+                   ExpandInit init = ExpandInit::kRandom);
 
 }  // namespace moa

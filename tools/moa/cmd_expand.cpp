@@ -1,6 +1,7 @@
 // moa expand -m DIR --insert-after I[,J..] --out DIR2: a deeper checkpoint that starts out computing
 // exactly what DIR computes (new layers with zero output projections), for growing a trained
 // model with `moa train --init DIR2` instead of training the larger shape from scratch.
+// --new-layers copy starts each new layer from the one it follows instead of random weights.
 #include <filesystem>
 
 #include "command.h"
@@ -18,6 +19,7 @@ struct ExpandOptions {
   std::string dir, out;
   std::string dtype = "f32";
   std::vector<int64_t> insert_after;
+  std::string new_layers = "random";
   uint64_t seed = 0;
 };
 
@@ -25,8 +27,11 @@ void run(const ExpandOptions& o) {
   if (fs::exists(o.out) && fs::equivalent(o.out, o.dir)) {
     input_error("expand: --out {} is the input checkpoint; write the expanded model elsewhere", o.out);
   }
+  if (o.new_layers != "random" && o.new_layers != "copy") {
+    input_error("expand: --new-layers {}: expected random or copy", o.new_layers);
+  }
   Model m = Model::load(o.dir);
-  Model e = expand_depth(m, o.insert_after, o.seed);
+  Model e = expand_depth(m, o.insert_after, o.seed, o.new_layers == "copy" ? ExpandInit::kCopy : ExpandInit::kRandom);
   const std::string tok = read_text(fs::path(o.dir) / "tokenizer.json");
   fs::create_directories(o.out);
   e.save(o.out, checkpoint_dtype(o.dtype));
@@ -43,6 +48,10 @@ void setup(CLI::App& app) {
       ->required()
       ->delimiter(',');
   app.add_option("--out", o->out, "output checkpoint directory")->required();
+  app.add_option("--new-layers", o->new_layers,
+                 "random: the new layers' queries, keys, values and MLP are drawn at random (--seed); copy: "
+                 "copied from the layer each follows. Output projections start at zero either way")
+;
   app.add_option("--seed", o->seed, "seed of the new layers' random weights");
   add_dtype_option(app, o->dtype);
   app.callback([o] { run(*o); });
