@@ -294,6 +294,26 @@ TEST(Optimizer, MckpNodeLimitLeavesResultUnproven) {
   EXPECT_GT(stopped, 0);  // the instances need more than a root node
 }
 
+// A time limit may stop CBC before it proves anything: whatever it answers is still feasible and
+// no better than the optimum, and an answer it calls proven is the optimum.
+TEST(Optimizer, CbcTimeLimitKeepsAnswersSound) {
+  std::mt19937 rng(4242);
+  for (int trial = 0; trial < 6; ++trial) {
+    RandomSpec s{20, 60, 6, 12, 2 + trial % 3, true, 0, 0.02};
+    ChoiceProblem p = random_problem(rng, s);
+    ChoiceResult full = solve_choice_mckp(p);
+    ASSERT_TRUE(full.proven);
+    ChoiceResult r = solve_choice_cbc(p, 1e-3);
+    EXPECT_LT(r.seconds, 30.0) << "trial " << trial;
+    if (r.proven) {
+      EXPECT_TRUE(same_optimum(r, full)) << "trial " << trial;
+    } else if (r.feasible) {
+      ASSERT_TRUE(choice_feasible(p, r.choice)) << "trial " << trial;
+      EXPECT_GE(r.objective, full.objective - 1e-10 * std::fabs(full.objective)) << "trial " << trial;
+    }
+  }
+}
+
 // --- the sweep ------------------------------------------------------------------------------------
 
 RuleTables small_tables(uint32_t seed, int64_t layers = 2, int64_t heads = 4) {

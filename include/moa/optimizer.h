@@ -163,6 +163,11 @@ struct OptimizeOptions {
   // many heads' rules are near-ties (a3's profiles: 85k-165k nodes, 14-24 s a solve, where CBC
   // takes ~1.6 s); at ~6k nodes/s on 24 heads the default caps a solve at a few seconds.
   int64_t node_limit = 20000;
+  // Seconds one CBC solve may take (0 = no limit). CBC is asked for a proven optimum with no gap,
+  // and on near-tied profiles it can search for hours (seen: a 36-head, 0.25-density instance still
+  // unproven after 15 minutes); past the limit its best answer, or the MCKP incumbent where that is
+  // as good, is used and counted in unproven_solves.
+  double cbc_seconds = 120;
   int32_t grid = 5;  // epsilon grid points per non-primary objective
   // Called after each solve: (solves done, solves planned, one line about it).
   std::function<void(int64_t, int64_t, const std::string&)> progress;

@@ -43,6 +43,7 @@ struct CompressOptions {
   int32_t grid = 5;
   ChoiceSolver solver = ChoiceSolver::kMckp;
   int64_t node_limit = OptimizeOptions{}.node_limit;
+  double cbc_seconds = OptimizeOptions{}.cbc_seconds;
   InfluenceKind influence = InfluenceKind::kEntry;  // what the profiles' tiles hold
   uint64_t seed = 0;
   std::filesystem::path words;           // word lists (default data/words)

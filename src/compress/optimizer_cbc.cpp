@@ -179,10 +179,18 @@ ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds) {
   res.nodes = Cbc_getNodeCount(model);
   res.lp_iterations = Cbc_getIterationCount(model);
   res.root_bound = Cbc_getBestPossibleObjValue(model) * cost_scale + offset;
-  // A time limit (max_seconds) leaves CBC's answer unproven either way.
-  res.proven = Cbc_isProvenOptimal(model) != 0 || Cbc_isProvenInfeasible(model) != 0;
+  // A time limit (max_seconds) leaves CBC's answer unproven either way. Stopped by it, CBC can
+  // report a finished search and "proven infeasible" without having found or excluded anything
+  // (seen in CbcTimeLimitKeepsAnswersSound), so an answer counts as proven only if the search
+  // completed (secondary status 0: with a solution, 1: relaxation infeasible, 2: gap reached, which
+  // is zero here) and the time limit had not run out by our own clock.
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const int secondary = Cbc_secondaryStatus(model);
+  const bool completed = Cbc_status(model) == 0 && Cbc_isSecondsLimitReached(model) == 0 &&
+                         secondary >= 0 && secondary <= 2 && !(max_seconds > 0 && elapsed >= max_seconds);
+  res.proven = completed && (Cbc_isProvenOptimal(model) != 0 || Cbc_isProvenInfeasible(model) != 0);
   const double* x = Cbc_getColSolution(model);
-  if (!Cbc_isProvenInfeasible(model) && x != nullptr && Cbc_bestSolution(model) != nullptr) {
+  if ((!res.proven || !Cbc_isProvenInfeasible(model)) && x != nullptr && Cbc_bestSolution(model) != nullptr) {
     x = Cbc_bestSolution(model);
     res.choice.resize(size_t(groups));
     for (int64_t g = 0; g < groups; ++g) {

@@ -111,21 +111,21 @@ struct Sweep {
   }
 
   // The MCKP solver first; where it stops at the node limit, CBC from scratch (its incumbent is
-  // not proven optimal, and a Pareto point must be). CBC writes process-wide state: one at a time.
+  // not proven optimal, and a Pareto point should be; CBC's time limit is the last resort). CBC writes process-wide state: one at a time.
   // `fell_back` says whether CBC answered for the MCKP solver.
   ChoiceResult solve(const ChoiceProblem& p, bool* fell_back) const {
     *fell_back = false;
     if (o.solver == ChoiceSolver::kCbc) {
       ChoiceResult r;
 #pragma omp critical(moa_cbc)
-      r = solve_choice_cbc(p);
+      r = solve_choice_cbc(p, o.cbc_seconds);
       return r;
     }
     ChoiceResult r = solve_choice_mckp(p, {}, o.node_limit);
     if (r.proven) return r;
     ChoiceResult c;
 #pragma omp critical(moa_cbc)
-    c = solve_choice_cbc(p);
+    c = solve_choice_cbc(p, o.cbc_seconds);
     // CBC's tolerances are its own: where the MCKP incumbent is as good, keep it.
     if (r.feasible && (!c.feasible || r.objective <= c.objective)) {
       c.choice = r.choice;
@@ -232,6 +232,10 @@ OptimizeResult optimize_pareto(const RuleTables& t, const OptimizeOptions& o) {
     ChoiceResult r = s.solve(s.problem(q, free_eps), &fell_back);
     ++res.solves;
     tally(r, fell_back);
+    if (!r.feasible && !r.proven) {
+      input_error("optimize: minimising the loss at {} found no plan in {} MCKP nodes and {} s of CBC; raise "
+                  "--node-limit or --cbc-seconds", t.profile_lengths[q], o.node_limit, o.cbc_seconds);
+    }
     if (!r.feasible) infeasible_budget(t, o, s.rules);
     res.anchors.push_back(s.point(r, q, free_eps));
     report(fmt::format("loss at {} alone: {:.6g} ({})", t.profile_lengths[q], res.anchors.back().loss[q],

@@ -248,6 +248,7 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
     oo.grid = o.grid;
     oo.solver = o.solver;
     oo.node_limit = o.node_limit;
+    oo.cbc_seconds = o.cbc_seconds;
     const auto t_solve = std::chrono::steady_clock::now();
     oo.progress = [&](int64_t done, int64_t total, const std::string& what) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_solve).count();

@@ -58,7 +58,7 @@ void setup(CLI::App& app) {
   app.add_option("--samples", o->c.samples, "calibration prompts per length")->check(CLI::Range(int64_t(1), int64_t(100000)));
   app.add_option("--max-rules-per-layer", o->c.max_rules_per_layer, "at most K distinct rules per layer (0 = any)");
   app.add_option("--grid", o->c.grid, "epsilon grid points per secondary objective");
-  add_solver_options(app, o->c.solver, o->c.node_limit);
+  add_solver_options(app, o->c.solver, o->c.node_limit, o->c.cbc_seconds);
   app.add_option("--influence", o->c.influence,
                  "profile tiles: entry (sum of per-entry E, DESIGN.md; default) or tile (each tile's "
                  "entries removed together)")

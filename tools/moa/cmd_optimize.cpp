@@ -29,6 +29,7 @@ struct OptimizeCliOptions {
   int32_t max_rules = 0;
   ChoiceSolver solver = ChoiceSolver::kMckp;
   int64_t node_limit = OptimizeOptions{}.node_limit;
+  double cbc_seconds = OptimizeOptions{}.cbc_seconds;
   int32_t grid = 5;
   std::string out;
   bool json = false;
@@ -78,6 +79,7 @@ void run_optimize(const OptimizeCliOptions& o) {
   opt.max_rules_per_layer = o.max_rules;
   opt.solver = o.solver;
   opt.node_limit = o.node_limit;
+  opt.cbc_seconds = o.cbc_seconds;
   opt.grid = o.grid;
   const auto t_solve = Clock::now();
   opt.progress = [&](int64_t done, int64_t total, const std::string& what) {
@@ -140,6 +142,7 @@ void run_optimize(const OptimizeCliOptions& o) {
       {"max_rules_per_layer", o.max_rules},
       {"solver", solver},
       {"node_limit", o.node_limit},
+      {"cbc_seconds", o.cbc_seconds},
       {"grid", o.grid},
       {"candidates", cands},
       {"single_objective", anchors},
@@ -189,7 +192,7 @@ void setup_optimize(CLI::App& app) {
                  "also keep the density within the bound at this unprofiled length (repeatable)");
   app.add_option("--max-rules-per-layer", o->max_rules,
                  "at most K distinct rules in each layer (default 0: no limit)");
-  add_solver_options(app, o->solver, o->node_limit);
+  add_solver_options(app, o->solver, o->node_limit, o->cbc_seconds);
   app.add_option("--grid", o->grid,
                  "epsilon-constraint points per non-primary objective (default 5)");
   app.add_option("--out", o->out, "directory for plan_NNN.json and summary.json")->required();

@@ -35,13 +35,18 @@ DType checkpoint_dtype(const std::string& dtype) {
   return dtype == "bf16" ? DType::kBF16 : dtype == "f16" ? DType::kF16 : DType::kF32;
 }
 
-void add_solver_options(CLI::App& app, ChoiceSolver& solver, int64_t& node_limit) {
+void add_solver_options(CLI::App& app, ChoiceSolver& solver, int64_t& node_limit, double& cbc_seconds) {
   app.add_option("--solver", solver, "mckp (exact, specialised; default) or cbc (CBC MILP)")
       ->transform(CLI::CheckedTransformer(std::map<std::string, ChoiceSolver>{{"mckp", ChoiceSolver::kMckp},
                                                                               {"cbc", ChoiceSolver::kCbc}}));
   app.add_option("--node-limit", node_limit,
                  fmt::format("MCKP nodes per solve before CBC takes that solve over (0 = no limit; default {})",
                              OptimizeOptions{}.node_limit))
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--cbc-seconds", cbc_seconds,
+                 fmt::format("seconds one CBC solve may take before its best answer is used, unproven (0 = no limit; "
+                             "default {})",
+                             OptimizeOptions{}.cbc_seconds))
       ->check(CLI::NonNegativeNumber);
 }
 
