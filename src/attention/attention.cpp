@@ -118,7 +118,9 @@ void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const P
                   float* out) {
   int64_t n = 0;
   for (int s = 0; s < nseg; ++s) n += segs[s].count;
-  scores.resize(size_t(grp * n));
+  // Grow only: resizing down and up again re-zeroes the regrown part on every call, which a thread
+  // whose groups alternate long and short windows paid once per group.
+  if (scores.size() < size_t(grp * n)) scores.resize(size_t(grp * n));
   for (int64_t r = 0; r < grp; ++r) mx[r] = -INFINITY;
   int64_t idx = 0;
   for (int s = 0; s < nseg; ++s) {
@@ -183,7 +185,10 @@ void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos
   // instead of once per head (decode at long contexts is bound by these reads).
 #pragma omp parallel
   {
-    std::vector<float> scores, mx(static_cast<size_t>(grp)), sum(static_cast<size_t>(grp));
+    // The score buffer outlives the call (one per thread), so a decode step does not allocate and
+    // zero it again in every layer.
+    static thread_local std::vector<float> scores;
+    std::vector<float> mx(static_cast<size_t>(grp)), sum(static_cast<size_t>(grp));
     std::vector<VisibleRanges> vis(static_cast<size_t>(grp));
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) {
