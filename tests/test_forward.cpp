@@ -199,6 +199,16 @@ TEST(ForwardBatch, SyntheticFillMatchesPrefillShape) {
 namespace moa {
 namespace {
 
+// e computes exactly m's logits on a fixed sequence of n tokens.
+void expect_same_logits(const Model& e, const Model& m, int n, const std::string& name) {
+  std::vector<int32_t> ids;
+  for (int t = 0; t < n; ++t) ids.push_back(int32_t((t * 37 + 3) % m.cfg.vocab));
+  auto spec = [n](const Model& x) {
+    return AttentionSpec::dense(x.cfg.layers, x.cfg.heads, x.cfg.kv_heads, x.cfg.head_dim, n);
+  };
+  EXPECT_EQ(prefill_logits(e, spec(e), ids), prefill_logits(m, spec(m), ids)) << name;
+}
+
 // A depth-expanded model computes exactly the original's logits (zero output projections make
 // the new layers identities), for every fixture family, while its new layers are trainable.
 TEST(ModelExpand, ExpandedModelKeepsLogitsExactly) {
@@ -215,12 +225,7 @@ TEST(ModelExpand, ExpandedModelKeepsLogitsExactly) {
       EXPECT_GT(q_abs, 0.0f) << name;  // random, not zero: the block can learn
     }
     EXPECT_EQ(e.layers[3].wq.to_f32(), m.layers[1].wq.to_f32()) << name;
-    std::vector<int32_t> ids;
-    for (int t = 0; t < 13; ++t) ids.push_back(int32_t((t * 37 + 3) % m.cfg.vocab));
-    auto spec = [](const Model& x) {
-      return AttentionSpec::dense(x.cfg.layers, x.cfg.heads, x.cfg.kv_heads, x.cfg.head_dim, 13);
-    };
-    EXPECT_EQ(prefill_logits(e, spec(e), ids), prefill_logits(m, spec(m), ids)) << name;
+    expect_same_logits(e, m, 13, name);
   }
   Model m = Model::load(kFixtures + "mistral_f32");
   EXPECT_THROW(expand_depth(m, {m.cfg.layers}, 0), InputError);
@@ -249,12 +254,7 @@ TEST(ModelExpand, CopiedLayersKeepLogitsAndStartFromTheirSource) {
       for (float x : c.bo) ASSERT_EQ(x, 0.0f) << name;
       for (float x : c.b_down) ASSERT_EQ(x, 0.0f) << name;
     }
-    std::vector<int32_t> ids;
-    for (int t = 0; t < 11; ++t) ids.push_back(int32_t((t * 29 + 5) % m.cfg.vocab));
-    auto spec = [](const Model& x) {
-      return AttentionSpec::dense(x.cfg.layers, x.cfg.heads, x.cfg.kv_heads, x.cfg.head_dim, 11);
-    };
-    EXPECT_EQ(prefill_logits(e, spec(e), ids), prefill_logits(m, spec(m), ids)) << name;
+    expect_same_logits(e, m, 11, name);
   }
 }
 

@@ -155,6 +155,13 @@ void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const P
   for (int64_t r = 0; r < grp; ++r) simd::scale(1.0f / sum[r], out + r * D, D);
 }
 
+// attend_group's score buffer, one per thread for the life of the thread, so a decode step neither
+// allocates nor zeroes it again in every layer.
+std::vector<float>& decode_scores() {
+  static thread_local std::vector<float> scores;
+  return scores;
+}
+
 }  // namespace
 
 void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos, float* out) {
@@ -164,7 +171,7 @@ void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos
   if (cache.h2o()) {
 #pragma omp parallel
     {
-      std::vector<float> scores;
+      std::vector<float>& scores = decode_scores();
       float mx = 0, sum = 0;
 #pragma omp for schedule(static)
       for (int64_t h = 0; h < H; ++h) {
@@ -185,9 +192,7 @@ void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos
   // instead of once per head (decode at long contexts is bound by these reads).
 #pragma omp parallel
   {
-    // The score buffer outlives the call (one per thread), so a decode step does not allocate and
-    // zero it again in every layer.
-    static thread_local std::vector<float> scores;
+    std::vector<float>& scores = decode_scores();
     std::vector<float> mx(static_cast<size_t>(grp)), sum(static_cast<size_t>(grp));
     std::vector<VisibleRanges> vis(static_cast<size_t>(grp));
 #pragma omp for schedule(static)

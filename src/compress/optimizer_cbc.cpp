@@ -184,10 +184,10 @@ ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds) {
   // (seen in CbcTimeLimitKeepsAnswersSound), so an answer counts as proven only if the search
   // completed (secondary status 0: with a solution, 1: relaxation infeasible, 2: gap reached, which
   // is zero here) and the time limit had not run out by our own clock.
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int secondary = Cbc_secondaryStatus(model);
   const bool completed = Cbc_status(model) == 0 && Cbc_isSecondsLimitReached(model) == 0 &&
-                         secondary >= 0 && secondary <= 2 && !(max_seconds > 0 && elapsed >= max_seconds);
+                         secondary >= 0 && secondary <= 2 && !(max_seconds > 0 && res.seconds >= max_seconds);
   res.proven = completed && (Cbc_isProvenOptimal(model) != 0 || Cbc_isProvenInfeasible(model) != 0);
   const double* x = Cbc_getColSolution(model);
   if ((!res.proven || !Cbc_isProvenInfeasible(model)) && x != nullptr && Cbc_bestSolution(model) != nullptr) {
@@ -207,7 +207,6 @@ ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds) {
     }
   }
   Cbc_deleteModel(model);
-  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }
 

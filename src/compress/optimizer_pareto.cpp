@@ -111,7 +111,8 @@ struct Sweep {
   }
 
   // The MCKP solver first; where it stops at the node limit, CBC from scratch (its incumbent is
-  // not proven optimal, and a Pareto point should be; CBC's time limit is the last resort). CBC writes process-wide state: one at a time.
+  // not proven optimal, and a Pareto point should be; CBC's time limit is the last resort). CBC
+  // writes process-wide state: one at a time.
   // `fell_back` says whether CBC answered for the MCKP solver.
   ChoiceResult solve(const ChoiceProblem& p, bool* fell_back) const {
     *fell_back = false;

@@ -50,8 +50,7 @@ void setup(CLI::App& app) {
   app.add_option("--out", o->out, "output checkpoint directory")->required();
   app.add_option("--new-layers", o->new_layers,
                  "random: the new layers' queries, keys, values and MLP are drawn at random (--seed); copy: "
-                 "copied from the layer each follows. Output projections start at zero either way")
-;
+                 "copied from the layer each follows. Output projections start at zero either way");
   app.add_option("--seed", o->seed, "seed of the new layers' random weights");
   add_dtype_option(app, o->dtype);
   app.callback([o] { run(*o); });
