@@ -72,6 +72,22 @@ TEST(Cli, InitInfoGenerateBench) {
     json b = parse_out(test::run_moa("bench -m " + m + " --ctx 64 --gen 4 --repeat 1 --batch 2 --json " + attn));
     for (auto* k : {"prefill_tok_s", "decode_tok_s", "kv_bytes", "peak_rss_bytes"}) EXPECT_TRUE(b.contains(k)) << k;
   }
+  // A per-query-head plan on this GQA model (2 query heads per KV head) whose group heads differ:
+  // generate's KV bytes are the stored density `plan check` reports, more than the query-head
+  // density, since a KV head stores its group's largest cache.
+  write_text_atomic(tmp / "gqa_plan.json", R"({"alphas": [[0, 0, 0, 0], [0, 0, 0, 0]],
+    "betas": [[1.0, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]})");
+  write_text_atomic(tmp / "prompt.txt", std::string(300, 'a'));
+  json gp = parse_out(test::run_moa("generate -m " + m + " -f " + (tmp / "prompt.txt").string() +
+                                    " -n 5 --temp 0 --ignore-eos --json --plan " + (tmp / "gqa_plan.json").string()));
+  const int64_t n_ctx = gp["n_ctx"].get<int64_t>();
+  EXPECT_EQ(n_ctx, gp["prompt_tokens"].get<int64_t>() + 5);
+  json pc = parse_out(test::run_moa("plan check --plan " + (tmp / "gqa_plan.json").string() + " -m " + m +
+                                    " --json --length " + std::to_string(n_ctx)));
+  const double stored = pc["stored_density"][std::to_string(n_ctx)].get<double>();
+  const double kv_frac = gp["kv_bytes"].get<double>() / gp["dense_kv_bytes"].get<double>();
+  EXPECT_NEAR(kv_frac, stored, 1e-9);
+  EXPECT_GT(stored, pc["density"][std::to_string(n_ctx)].get<double>() + 0.05);
   // Decode from a synthetic fill; --fit-gib picks a batch that fits (and reports it).
   json fb = parse_out(test::run_moa("bench -m " + m + " --ctx 256 --gen 2 --repeat 1 --fill synthetic --fit-gib 1 --json"));
   EXPECT_TRUE(fb["prefill_tok_s"].is_null());

@@ -563,8 +563,10 @@ TEST(PlanCheckCommand, JsonForEveryReferencePlan) {
         std::string key = std::to_string(n);
         ASSERT_TRUE(j["density"].contains(key)) << key;
         ASSERT_TRUE(j["prefill_density"].contains(key)) << key;
+        ASSERT_TRUE(j["stored_density"].contains(key)) << key;
         EXPECT_EQ(j["density"][key].get<double>(), p.kv_density(r.shape, n));
         EXPECT_EQ(j["prefill_density"][key].get<double>(), p.prefill_density(r.shape, n));
+        EXPECT_EQ(j["stored_density"][key].get<double>(), p.stored_density(r.shape, n));
       }
       if (std::string(kind) == "streamingllm") {
         EXPECT_EQ(j["density"]["8192"], 0.5);
@@ -591,6 +593,7 @@ TEST(PlanCheckCommand, ModelDirAndTable) {
   EXPECT_EQ(j["heads"], 8);
   EXPECT_EQ(j["per_kv_head"], true);
   EXPECT_EQ(j["density"]["8192"], 0.25);
+  EXPECT_EQ(j["stored_density"]["8192"], 0.25);  // one rule per KV head: nothing stored unread
   fs::remove_all(dir);
 }
 

@@ -28,7 +28,8 @@ TEST(Spans, ReferencePlansKvBytesFollowDensity) {
       const int64_t bytes = KvCache::bytes_for(spec);
       const double dense = double(dense_kv_bytes(cfg, n));
       // A KV head stores the largest cache of its query group: for MHA that is the plan's KV
-      // density exactly; for GQA it is the group maxima's mean, which we compute and report.
+      // density exactly; for GQA it is the group maxima's mean, which `plan check` reports as
+      // stored_density.
       const ModelShape shape{cfg.layers, cfg.heads, cfg.kv_heads};
       PlanCaches caches = plan.caches(shape, n);
       double group_max = 0;
@@ -42,6 +43,13 @@ TEST(Spans, ReferencePlansKvBytesFollowDensity) {
       const double per_kv_head = double(2 * cfg.head_dim * sizeof(float));
       const double slack = double(kPlanBlock) * per_kv_head * double(cfg.layers * cfg.kv_heads);
       EXPECT_NEAR(double(bytes), group_max * per_kv_head, slack) << name << " N=" << n;
+      const double stored = plan.stored_density(shape, n);
+      EXPECT_NEAR(stored, group_max / double(cfg.layers * cfg.kv_heads * n), 1e-12) << name << " N=" << n;
+      EXPECT_NEAR(double(bytes), stored * dense, slack) << name << " N=" << n;
+      EXPECT_GE(stored, plan.kv_density(shape, n) - 1e-12) << name << " N=" << n;
+      if (cfg.kv_heads == cfg.heads) {
+        EXPECT_NEAR(stored, plan.kv_density(shape, n), 1e-12) << name;
+      }
       if (cfg.kv_heads == cfg.heads) {
         EXPECT_NEAR(double(bytes), plan.kv_density(shape, n) * dense, slack) << name << " N=" << n;
       }

@@ -135,6 +135,11 @@ class Plan {
   PlanCaches caches(const ModelShape& m, int64_t n) const;
   // KV density at N: mean over query heads of min(N, cache(N)) / N.
   double kv_density(const ModelShape& m, int64_t n) const;
+  // Stored KV density at N: the fraction of dense KV bytes the caches hold (up to the sink and
+  // block rounding of KvCache). A KV head stores the largest cache of its query group, so this is
+  // the mean over (layer, KV head) of the group's largest min(N, cache(N)) / N: kv_density for MHA
+  // or a per-KV-head plan, more when a GQA group's query heads have different rules.
+  double stored_density(const ModelShape& m, int64_t n) const;
   // Prefill density at N: kept causal entries / (N(N+1)/2) summed over query heads, exact in
   // O(heads): query i of a head with cache c sees min(i+1, c) keys.
   double prefill_density(const ModelShape& m, int64_t n) const;

@@ -173,6 +173,21 @@ double Plan::kv_density(const ModelShape& m, int64_t n) const {
   return double(kept / ((long double)c.at.size() * (long double)n));
 }
 
+double Plan::stored_density(const ModelShape& m, int64_t n) const {
+  PlanCaches c = caches(m, n);
+  const int64_t grp = m.heads / m.kv_heads;
+  long double kept = 0;
+  for (int64_t l = 0; l < m.layers; ++l) {
+    for (int64_t g = 0; g < m.kv_heads; ++g) {
+      int64_t mx = 0;
+      for (int64_t q = g * grp; q < (g + 1) * grp; ++q)
+        mx = std::max(mx, c.at[size_t(l * m.heads + q)].kept);
+      kept += (long double)mx;
+    }
+  }
+  return double(kept / ((long double)(m.layers * m.kv_heads) * (long double)n));
+}
+
 double Plan::prefill_density(const ModelShape& m, int64_t n) const {
   PlanCaches c = caches(m, n);
   __int128 kept = 0;

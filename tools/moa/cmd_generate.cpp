@@ -9,6 +9,7 @@
 #include "moa/error.h"
 #include "moa/forward.h"
 #include "moa/sampler.h"
+#include "moa/spans.h"
 #include "moa/tokenizer.h"
 
 namespace moa::cli {
@@ -33,13 +34,15 @@ void run(const GenerateOptions& o) {
   if (ids.empty()) input_error("the prompt is empty (give text with -p or -f)");
   const int64_t n_ctx = int64_t(ids.size()) + o.n;
   if (n_ctx > model.cfg.max_position) {
-    input_error("{}: prompt of {} tokens + {} to generate exceeds the model's context of {} "
-                "(max_position_embeddings); shorten the prompt or lower -n",
-                o.dir, ids.size(), o.n, model.cfg.max_position);
+    input_error(
+        "{}: prompt of {} tokens + {} to generate exceeds the model's context of {} "
+        "(max_position_embeddings); shorten the prompt or lower -n",
+        o.dir, ids.size(), o.n, model.cfg.max_position);
   }
   for (int32_t id : ids) {
     if (id >= model.cfg.vocab) {
-      input_error("{}: tokenizer gives id {} but the model's vocab_size is {}", o.dir, id, model.cfg.vocab);
+      input_error("{}: tokenizer gives id {} but the model's vocab_size is {}", o.dir, id,
+                  model.cfg.vocab);
     }
   }
   Session session(model, make_attention_spec(model.cfg, n_ctx, o.attn));
@@ -68,13 +71,18 @@ void run(const GenerateOptions& o) {
     if (i + 1 < o.n) logits = session.decode(next);
   }
   auto t2 = std::chrono::steady_clock::now();
+  // What a dense cache of the same N would hold: kv_bytes / this is the stored KV density that
+  // `moa plan check` reports (stored_density) for this N.
+  const int64_t dense_kv = dense_kv_bytes(model.cfg, n_ctx);
   const double pre_s = std::chrono::duration<double>(t1 - t0).count();
   const double dec_s = std::chrono::duration<double>(t2 - t1).count();
-  std::fprintf(stderr, "\ngenerate: prompt %zu tokens in %.3f s (%.1f tok/s), %zu tokens in %.3f s "
-               "(%.1f tok/s), KV cache %.2f MiB\n",
+  std::fprintf(stderr,
+               "\ngenerate: prompt %zu tokens in %.3f s (%.1f tok/s), %zu tokens in %.3f s "
+               "(%.1f tok/s), KV cache %.2f MiB (%.3f of dense at N = %lld)\n",
                ids.size(), pre_s, double(ids.size()) / pre_s, out.size(), dec_s,
                out.empty() ? 0.0 : double(out.size()) / dec_s,
-               double(session.kv_bytes()) / (1 << 20));
+               double(session.kv_bytes()) / (1 << 20),
+               double(session.kv_bytes()) / double(dense_kv), (long long)n_ctx);
   if (o.json) {
     print_json({{"text", tok->decode(out)},
                 {"tokens", out.size()},
@@ -82,7 +90,9 @@ void run(const GenerateOptions& o) {
                 {"ids", out},
                 {"prefill_s", pre_s},
                 {"decode_s", dec_s},
-                {"kv_bytes", session.kv_bytes()}});
+                {"kv_bytes", session.kv_bytes()},
+                {"dense_kv_bytes", dense_kv},
+                {"n_ctx", n_ctx}});
   } else {
     std::printf("\n");
   }

@@ -50,22 +50,29 @@ void run_plan_check(const PlanCheckOptions& o) {
   std::sort(lengths.begin(), lengths.end());
   lengths.erase(std::unique(lengths.begin(), lengths.end()), lengths.end());
 
-  nlohmann::json density = nlohmann::json::object(), prefill = nlohmann::json::object();
+  nlohmann::json density = nlohmann::json::object(), prefill = nlohmann::json::object(),
+                 stored = nlohmann::json::object();
   struct Row {
     int64_t n;
-    double kv, prefill;
+    double kv, prefill, stored;
     int64_t min_kept, max_kept;
   };
   std::vector<Row> rows;
   for (int64_t n : lengths) {
     PlanCaches c = plan.caches(shape, n);
-    Row r{n, plan.kv_density(shape, n), plan.prefill_density(shape, n), n, 0};
+    Row r{n,
+          plan.kv_density(shape, n),
+          plan.prefill_density(shape, n),
+          plan.stored_density(shape, n),
+          n,
+          0};
     for (const auto& h : c.at) {
       r.min_kept = std::min(r.min_kept, h.kept);
       r.max_kept = std::max(r.max_kept, h.kept);
     }
     density[std::to_string(n)] = r.kv;
     prefill[std::to_string(n)] = r.prefill;
+    stored[std::to_string(n)] = r.stored;
     rows.push_back(r);
   }
   auto uniform = plan.uniform_rule();
@@ -89,6 +96,7 @@ void run_plan_check(const PlanCheckOptions& o) {
                             : nlohmann::json(nullptr)},
         {"density", density},
         {"prefill_density", prefill},
+        {"stored_density", stored},
     };
     std::printf("%s\n", j.dump().c_str());
     return;
@@ -106,11 +114,16 @@ void run_plan_check(const PlanCheckOptions& o) {
       plan.layers(), plan.heads(), per_kv ? "KV" : "query", plan.sink(), plan.block(),
       plan.min_cache(),
       uniform ? fmt::format("; uniform alpha {} beta {}", uniform->first, uniform->second) : "");
-  text += fmt::format("{:>9}  {:>10}  {:>15}  {:>19}\n", "N", "KV density", "prefill density",
-                      "kept tokens min-max");
+  text += fmt::format("{:>9}  {:>10}  {:>14}  {:>15}  {:>19}\n", "N", "KV density",
+                      "stored density", "prefill density", "kept tokens min-max");
   for (const Row& r : rows) {
-    text += fmt::format("{:>9}  {:>10.4f}  {:>15.4f}  {:>19}\n", r.n, r.kv, r.prefill,
-                        fmt::format("{}-{}", r.min_kept, r.max_kept));
+    text += fmt::format("{:>9}  {:>10.4f}  {:>14.4f}  {:>15.4f}  {:>19}\n", r.n, r.kv, r.stored,
+                        r.prefill, fmt::format("{}-{}", r.min_kept, r.max_kept));
+  }
+  if (!per_kv && shape.heads != shape.kv_heads) {
+    text +=
+        "(stored density: the fraction of dense KV memory; a KV head stores the largest cache "
+        "of its query group)\n";
   }
   std::fputs(text.c_str(), stdout);
 }
