@@ -10,10 +10,12 @@
 #include <random>
 
 #include "moa/backward.h"
+#include "moa/calib_set.h"
 #include "moa/error.h"
 #include "moa/file_io.h"
 #include "moa/plan.h"
 #include "moa/profile.h"
+#include "moa/tasks.h"
 #include "moa/tokenizer.h"
 #include "moa/validate.h"
 #include "test_util.h"
@@ -178,6 +180,26 @@ TEST(ValidateCli, PrintsTheSameAndRefusesBadPlans) {
   fs::remove_all(s.dir);
 }
 
+// Calibration answers fit their length as stored: a random byte-level model's greedy answer holds
+// invalid UTF-8, which the JSONL file keeps as U+FFFD (three tokens each when encoded again). With
+// these settings (compress --seed 3 at 1024) the re-encoded answers used to overflow every sample.
+TEST(CalibSet, StoredAnswersFitTheirLength) {
+  Bench s = make_setup("calib_fit");
+  auto tok = Tokenizer::load(s.model_dir);
+  CalibOptions c;
+  c.lengths = {1024};
+  c.samples_per_length = 2;
+  c.seed = 3 * 7919 + 1024;
+  const WordLists words = WordLists::load(fs::path(MOA_REF_DATA).parent_path() / "words");
+  for (const auto& row : make_calibration_set(s.model, *tok, words, c, nullptr)) {
+    const auto stored = nlohmann::json::parse(row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    const int64_t answer = int64_t(tok->encode(stored["answer"].get<std::string>(), false).size());
+    EXPECT_EQ(answer, stored["answer_tokens"].get<int64_t>());
+    EXPECT_LE(stored["prompt_tokens"].get<int64_t>() + answer, 1024) << stored["answer"];
+  }
+  fs::remove_all(s.dir);
+}
+
 // `moa compress` end to end on a tiny random model (context 1024: profiles at 256/512/1024):
 // writes a plan within the budget, reuses every stage when re-run, and refuses a work directory
 // whose stages belong to another checkpoint.
@@ -234,6 +256,17 @@ TEST(CompressCli, RunsReusesAndRefusesAnotherModelsStages) {
   EXPECT_NE(tile.err.find("another influence kind; making it again"), std::string::npos) << tile.err;
   EXPECT_EQ(nlohmann::json::parse(tile.out)["influence"], "tile");
   EXPECT_EQ(Profile::load(work / "profile_1024.safetensors").influence_kind, "tile");
+
+  // Another calibration seed: every stage is made again (the calibration prompts differ), and a
+  // file that is not a stage stays.
+  write_text_atomic(work / "notes.txt", "mine\n");
+  auto reseeded = test::run_moa(base + " --seed 3");
+  ASSERT_EQ(reseeded.status, 0) << reseeded.err;
+  EXPECT_NE(reseeded.err.find("--samples 2 --seed 0; this run has --samples 2 --seed 3: making every stage again"),
+            std::string::npos) << reseeded.err;
+  EXPECT_TRUE(nlohmann::json::parse(reseeded.out)["reused"].empty()) << reseeded.out;
+  EXPECT_TRUE(fs::exists(work / "notes.txt"));
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(work / "calib.json")), nlohmann::json({{"samples", 2}, {"seed", 3}}));
 
   auto bad = test::run_moa(base + " --short-validation-length 5");
   EXPECT_EQ(bad.status, 2);

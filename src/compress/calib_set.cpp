@@ -53,6 +53,21 @@ PasskeyRecord fitted_passkey(std::mt19937_64& rng, const Tokenizer& tok, int64_t
   return make(lo);
 }
 
+// The answer as the JSONL file will hold it (invalid UTF-8 written as U+FFFD, as the writer does)
+// and cut at whole characters to at most max_tokens tokens. The profiler and the validator encode
+// the stored text again, and with a byte-level tokenizer a U+FFFD costs three tokens where the
+// model generated one byte: an answer of random bytes would otherwise overflow its length.
+std::string stored_answer(const Tokenizer& tok, const std::string& text, int64_t max_tokens) {
+  const std::string dumped = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string s = nlohmann::json::parse(dumped).get<std::string>();
+  while (!s.empty() && int64_t(tok.encode(s, false).size()) > max_tokens) {
+    size_t cut = s.size() - 1;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // a character's first byte
+    s.erase(cut);
+  }
+  return s;
+}
+
 }  // namespace
 
 std::vector<nlohmann::json> make_calibration_set(const Model& m, const Tokenizer& tok,
@@ -89,6 +104,7 @@ std::vector<nlohmann::json> make_calibration_set(const Model& m, const Tokenizer
                {"random_idx", nlohmann::json::array({r.key, r.line_index})}};
       }
       GreedyAnswer a = greedy_answer(m, tok, prompt, o.max_answer, dense);
+      a.text = stored_answer(tok, a.text, o.max_answer);
       if (a.text.empty()) a.text = tok.decode({tok.eos_ids().empty() ? 0 : tok.eos_ids()[0]});
       row["prompt"] = prompt;
       row["answer"] = a.text;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -63,6 +64,47 @@ std::string model_fingerprint(const fs::path& dir) {
   return fmt::format("{:016x}", h);
 }
 
+// Every stage depends on the calibration prompts, which depend on --samples and --seed: a work
+// directory made with other values would otherwise be reused silently (calib_L.jsonl is reused by
+// name). The values are stamped in calib.json; on a change, or in a directory with stages but no
+// stamp (older versions), this project's stage files are removed and made again. Only files
+// with the stage names are touched: --work may point at a directory holding other things.
+static void clear_stages_of_other_calibration(const CompressOptions& o,
+                                              const std::function<void(const std::string&)>& log) {
+  const fs::path stamp = o.work / "calib.json";
+  const nlohmann::json want = {{"samples", o.samples}, {"seed", o.seed}};
+  auto is_stage = [](const fs::directory_entry& e) {
+    const std::string n = e.path().filename().string();
+    auto starts = [&](const char* p) { return n.rfind(p, 0) == 0; };
+    auto ends = [&](const char* x) {
+      const std::string sx(x);
+      return n.size() >= sx.size() && n.compare(n.size() - sx.size(), sx.size(), sx) == 0;
+    };
+    if (e.is_directory()) return starts("plans-d");
+    return (starts("calib_") && ends(".jsonl")) || (starts("profile_") && ends(".safetensors")) ||
+           (starts("validate-d") && ends(".json"));
+  };
+  std::vector<fs::path> stages;
+  for (const auto& e : fs::directory_iterator(o.work)) {
+    if (is_stage(e)) stages.push_back(e.path());
+  }
+  std::optional<nlohmann::json> had;
+  if (fs::exists(stamp)) had = nlohmann::json::parse(read_text(stamp), nullptr, false);
+  if (had && *had == want) return;
+  if (!stages.empty()) {
+    log(fmt::format(
+        "compress: {} holds stages made with {}; this run has --samples {} --seed {}: "
+        "making every stage again",
+        o.work.string(),
+        had ? fmt::format("--samples {} --seed {}", had->value("samples", nlohmann::json()).dump(),
+                          had->value("seed", nlohmann::json()).dump())
+            : std::string("unrecorded calibration settings"),
+        o.samples, o.seed));
+    for (const fs::path& p : stages) fs::remove_all(p);
+  }
+  write_text_atomic(stamp, want.dump() + "\n");
+}
+
 CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::string& model_name,
                             const CompressOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -113,6 +155,7 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
       write_text_atomic(stamp, o.model_id + "\n");
     }
   }
+  clear_stages_of_other_calibration(o, log);
   CompressResult res;
   res.density = o.density;
 
