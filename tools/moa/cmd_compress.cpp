@@ -55,7 +55,7 @@ void setup(CLI::App& app) {
   app.add_option("--validation-length", o->c.validation_length, "validation length (default 3C/4)");
   app.add_option("--short-validation-length", o->c.short_validation_length,
                  "second, short validation length (default max(256, C/8); -1: none)");
-  app.add_option("--samples", o->c.samples, "calibration prompts per length")->check(CLI::Range(int64_t(1), int64_t(100000)));
+  app.add_option("--samples", o->c.samples, "calibration prompts per length (default 64)")->check(CLI::Range(int64_t(1), int64_t(100000)));
   app.add_option("--max-rules-per-layer", o->c.max_rules_per_layer, "at most K distinct rules per layer (0 = any)");
   app.add_option("--grid", o->c.grid, "epsilon grid points per secondary objective");
   add_solver_options(app, o->c.solver, o->c.node_limit, o->c.cbc_seconds);
