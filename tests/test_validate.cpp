@@ -267,6 +267,10 @@ TEST(CompressCli, RunsReusesAndRefusesAnotherModelsStages) {
   EXPECT_TRUE(nlohmann::json::parse(reseeded.out)["reused"].empty()) << reseeded.out;
   EXPECT_TRUE(fs::exists(work / "notes.txt"));
   EXPECT_EQ(nlohmann::json::parse(std::ifstream(work / "calib.json")), nlohmann::json({{"samples", 2}, {"seed", 3}}));
+  write_text_atomic(work / "calib.json", "[not json\n");  // an unreadable stamp counts as unrecorded
+  auto unstamped = test::run_moa(base + " --seed 3");
+  ASSERT_EQ(unstamped.status, 0) << unstamped.err;
+  EXPECT_NE(unstamped.err.find("unrecorded calibration settings"), std::string::npos) << unstamped.err;
 
   auto bad = test::run_moa(base + " --short-validation-length 5");
   EXPECT_EQ(bad.status, 2);

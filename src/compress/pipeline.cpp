@@ -90,10 +90,11 @@ static void clear_stages_of_other_calibration(const CompressOptions& o,
   }
   std::optional<nlohmann::json> had;
   if (fs::exists(stamp)) had = nlohmann::json::parse(read_text(stamp), nullptr, false);
+  if (had && !had->is_object()) had.reset();  // unreadable: as if unrecorded
   if (had && *had == want) return;
   if (!stages.empty()) {
     log(fmt::format(
-        "compress: {} holds stages made with {}; this run has --samples {} --seed {}: "
+        "{} holds stages made with {}; this run has --samples {} --seed {}: "
         "making every stage again",
         o.work.string(),
         had ? fmt::format("--samples {} --seed {}", had->value("samples", nlohmann::json()).dump(),
