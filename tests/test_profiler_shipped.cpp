@@ -36,10 +36,7 @@ TEST(ShippedModel, TileAblationsFollowTheProfile) {
   c.lengths = {512};
   c.samples_per_length = 64;
   c.seed = 512;
-  std::string text;
-  for (const auto& row : make_calibration_set(m, *tok, WordLists::load(root / "data" / "words"), c, {})) {
-    text += row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  }
+  const std::string text = to_jsonl(make_calibration_set(m, *tok, WordLists::load(root / "data" / "words"), c));
   std::vector<TokenizedSample> samples;
   for (const CalibSample& s : parse_calib(text, "calibration")) samples.push_back(tokenize_sample(*tok, s));
   // Tiles a plan can drop (off the diagonal: every rule keeps at least 64 recent keys), 30 of

@@ -49,8 +49,6 @@ TEST(Spans, ReferencePlansKvBytesFollowDensity) {
       EXPECT_GE(stored, plan.kv_density(shape, n) - 1e-12) << name << " N=" << n;
       if (cfg.kv_heads == cfg.heads) {
         EXPECT_NEAR(stored, plan.kv_density(shape, n), 1e-12) << name;
-      }
-      if (cfg.kv_heads == cfg.heads) {
         EXPECT_NEAR(double(bytes), plan.kv_density(shape, n) * dense, slack) << name << " N=" << n;
       }
       EXPECT_LT(double(bytes), 0.8 * dense) << name << " N=" << n;

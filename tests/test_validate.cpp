@@ -192,7 +192,7 @@ TEST(CalibSet, StoredAnswersFitTheirLength) {
   c.seed = 3 * 7919 + 1024;
   const WordLists words = WordLists::load(fs::path(MOA_REF_DATA).parent_path() / "words");
   for (const auto& row : make_calibration_set(s.model, *tok, words, c, nullptr)) {
-    const auto stored = nlohmann::json::parse(row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    const auto stored = nlohmann::json::parse(to_jsonl({row}));
     const int64_t answer = int64_t(tok->encode(stored["answer"].get<std::string>(), false).size());
     EXPECT_EQ(answer, stored["answer_tokens"].get<int64_t>());
     EXPECT_LE(stored["prompt_tokens"].get<int64_t>() + answer, 1024) << stored["answer"];

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -30,5 +31,9 @@ struct CalibOptions {
 std::vector<nlohmann::json> make_calibration_set(const Model& m, const Tokenizer& tok,
                                                  const WordLists& words, const CalibOptions& o,
                                                  const std::function<void(int64_t, int64_t)>& progress = {});
+
+// Rows as JSONL text, one object a line. Bytes that are not UTF-8 (a byte-level model's answer
+// may end inside a sequence) are written as U+FFFD rather than aborting the whole run.
+std::string to_jsonl(const std::vector<nlohmann::json>& rows);
 
 }  // namespace moa

@@ -4,6 +4,7 @@
 
 #include "moa/error.h"
 #include "moa/eval.h"
+#include "model/unicode.h"
 
 namespace moa {
 
@@ -53,13 +54,12 @@ PasskeyRecord fitted_passkey(std::mt19937_64& rng, const Tokenizer& tok, int64_t
   return make(lo);
 }
 
-// The answer as the JSONL file will hold it (invalid UTF-8 written as U+FFFD, as the writer does)
-// and cut at whole characters to at most max_tokens tokens. The profiler and the validator encode
-// the stored text again, and with a byte-level tokenizer a U+FFFD costs three tokens where the
-// model generated one byte: an answer of random bytes would otherwise overflow its length.
+// The answer as valid UTF-8 (invalid bytes as U+FFFD) cut at whole characters to at most
+// max_tokens tokens. The profiler and the validator encode the stored text again, and with a
+// byte-level tokenizer a U+FFFD costs three tokens where the model generated one byte: an answer
+// of random bytes would otherwise overflow its length.
 std::string stored_answer(const Tokenizer& tok, const std::string& text, int64_t max_tokens) {
-  const std::string dumped = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::string s = nlohmann::json::parse(dumped).get<std::string>();
+  std::string s = unicode::sanitize_utf8(text);
   while (!s.empty() && int64_t(tok.encode(s, false).size()) > max_tokens) {
     size_t cut = s.size() - 1;
     while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // a character's first byte
@@ -117,6 +117,12 @@ std::vector<nlohmann::json> make_calibration_set(const Model& m, const Tokenizer
     }
   }
   return rows;
+}
+
+std::string to_jsonl(const std::vector<nlohmann::json>& rows) {
+  std::string text;
+  for (const auto& r : rows) text += r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return text;
 }
 
 }  // namespace moa

@@ -75,14 +75,10 @@ static void clear_stages_of_other_calibration(const CompressOptions& o,
   const nlohmann::json want = {{"samples", o.samples}, {"seed", o.seed}};
   auto is_stage = [](const fs::directory_entry& e) {
     const std::string n = e.path().filename().string();
-    auto starts = [&](const char* p) { return n.rfind(p, 0) == 0; };
-    auto ends = [&](const char* x) {
-      const std::string sx(x);
-      return n.size() >= sx.size() && n.compare(n.size() - sx.size(), sx.size(), sx) == 0;
-    };
-    if (e.is_directory()) return starts("plans-d");
-    return (starts("calib_") && ends(".jsonl")) || (starts("profile_") && ends(".safetensors")) ||
-           (starts("validate-d") && ends(".json"));
+    if (e.is_directory()) return n.starts_with("plans-d");
+    return (n.starts_with("calib_") && n.ends_with(".jsonl")) ||
+           (n.starts_with("profile_") && n.ends_with(".safetensors")) ||
+           (n.starts_with("validate-d") && n.ends_with(".json"));
   };
   std::vector<fs::path> stages;
   for (const auto& e : fs::directory_iterator(o.work)) {
@@ -194,11 +190,7 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
       vlengths.erase(std::remove(vlengths.begin(), vlengths.end(), L), vlengths.end());
       continue;
     }
-    std::string text;
-    // A model's greedy answer may end inside a UTF-8 sequence (byte-level tokenizers): such bytes
-    // are written as U+FFFD rather than aborting the whole run.
-    for (const auto& r : rows) text += r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    write_text_atomic(f, text);
+    write_text_atomic(f, to_jsonl(rows));
   }
 
   // 2. Profiles (each resumes from its own partial checkpoint).

@@ -27,11 +27,7 @@ struct DataOptions {
 };
 
 void write_jsonl(const std::string& out, const std::vector<nlohmann::json>& rows) {
-  std::string text;
-  // A model's greedy answer may end inside a UTF-8 sequence (byte-level tokenizers): such bytes
-  // are written as U+FFFD rather than aborting the whole run.
-  for (const auto& r : rows) text += r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  write_text_atomic(out, text);
+  write_text_atomic(out, to_jsonl(rows));
   std::fprintf(stderr, "wrote %zu records to %s\n", rows.size(), out.c_str());
 }
 
