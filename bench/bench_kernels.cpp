@@ -39,11 +39,11 @@ moa::Weight random_weight(int64_t rows, int64_t cols, bool bf16) {
 // A cache of `spec` filled with N random positions in every layer plus the decode row at N,
 // and the number of (layer, KV head) rows one decode step reads.
 struct FilledCache {
-  moa::KvCache cache;
+  moa::WindowCache cache;
   int64_t kept_rows = 0;
 };
 FilledCache filled_cache(const moa::AttentionSpec& spec, int64_t N) {
-  FilledCache f{moa::KvCache(spec)};
+  FilledCache f{moa::WindowCache(spec)};
   const int64_t G = spec.kv_heads, D = spec.head_dim;
   auto k = randn(size_t(N * G * D), 3), v = randn(size_t(N * G * D), 4), kr = randn(size_t(G * D), 6);
   for (int64_t l = 0; l < spec.layers; ++l) {

@@ -10,46 +10,24 @@
 
 #include "attention/simd.h"
 #include "moa/attention.h"
+#include "moa/h2o_cache.h"
 #include "moa/kv_cache.h"
 #include "test_util.h"
 
 namespace moa {
 namespace {
 
-// Reference: explicit mask "j <= i and (j < sink or i - j < window)", double precision.
+// The shared double reference (test_util.h) on one layer of float inputs.
 // q: (T, H, D)  k, v: (T, G, D)  out: (T, H, D)
 std::vector<float> reference_attention(const AttentionSpec& spec, int64_t layer,
                                        const std::vector<float>& q, const std::vector<float>& k,
                                        const std::vector<float>& v, int64_t T) {
-  const int64_t H = spec.heads, G = spec.kv_heads, D = spec.head_dim;
-  std::vector<float> out(size_t(T * H * D));
-  for (int64_t h = 0; h < H; ++h) {
-    const int64_t g = h / (H / G);
-    const HeadSpan& sp = spec.span(layer, h);
-    for (int64_t i = 0; i < T; ++i) {
-      std::vector<double> w(size_t(T), 0.0);
-      double mx = -1e300;
-      for (int64_t j = 0; j <= i; ++j) {
-        if (!(j < sp.sink || i - j < sp.window)) continue;
-        double s = 0;
-        for (int64_t d = 0; d < D; ++d) s += double(q[size_t((i * H + h) * D + d)]) * k[size_t((j * G + g) * D + d)];
-        w[size_t(j)] = s / std::sqrt(double(D));
-        mx = std::max(mx, w[size_t(j)]);
-      }
-      double sum = 0;
-      for (int64_t j = 0; j <= i; ++j) {
-        bool vis = j < sp.sink || i - j < sp.window;
-        w[size_t(j)] = vis ? std::exp(w[size_t(j)] - mx) : 0.0;
-        sum += w[size_t(j)];
-      }
-      for (int64_t d = 0; d < D; ++d) {
-        double acc = 0;
-        for (int64_t j = 0; j <= i; ++j) acc += w[size_t(j)] * v[size_t((j * G + g) * D + d)];
-        out[size_t((i * H + h) * D + d)] = float(acc / sum);
-      }
-    }
-  }
-  return out;
+  std::vector<HeadSpan> spans(spec.spans.begin() + layer * spec.heads,
+                              spec.spans.begin() + (layer + 1) * spec.heads);
+  const auto d = [](const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); };
+  std::vector<double> out = test::attention_reference(spans, spec.heads, spec.kv_heads,
+                                                      spec.head_dim, T, d(q), d(k), d(v));
+  return std::vector<float>(out.begin(), out.end());
 }
 
 struct Case {
@@ -110,7 +88,7 @@ TEST_P(AttentionKernels, DecodeMatchesReference) {
     // Start with a prefill of a prefix (stored sparsely), then decode the rest.
     for (int64_t P : {int64_t(1), c.T / 2}) {
       if (P < 1) continue;
-      KvCache cache(spec);
+      WindowCache cache(spec);
       cache.store_prefill(0, P, k.data(), v.data());
       std::vector<float> out(size_t(c.H * c.D));
       for (int64_t p = P; p < c.T; ++p) {
@@ -153,10 +131,44 @@ TEST(Simd, ExpMatchesStdExp) {
   EXPECT_NEAR(simd::exp1(0.5f), std::exp(0.5), 1e-6);
 }
 
-TEST(KvCache, StoresSinkPlusLargestWindowOfGroup) {
+// HeadSpan's range and tile forms of the mask agree with the rule written out, on every query,
+// key and tile of small spans (sink and window edges included).
+TEST(HeadSpan, RangesAndTilesFollowTheRule) {
+  const int64_t N = 21;
+  for (int64_t sink = 0; sink <= 5; ++sink) {
+    for (int64_t window = 1; window <= N + 1; ++window) {
+      const HeadSpan sp{sink, window};
+      auto rule = [&](int64_t i, int64_t j) { return j <= i && (j < sink || i - j < window); };
+      for (int64_t i = 0; i < N; ++i) {
+        const VisibleRanges r = sp.visible(i);
+        for (int64_t j = 0; j < N; ++j) {
+          ASSERT_EQ(sp.sees(i, j), rule(i, j)) << sink << " " << window << " " << i << " " << j;
+          const bool in_ranges = j < r.sink_end || (j >= r.band_begin && j <= i);
+          ASSERT_EQ(in_ranges, rule(i, j)) << sink << " " << window << " " << i << " " << j;
+        }
+      }
+      for (int64_t i0 = 0; i0 < N; i0 += 3) {
+        for (int64_t j0 = 0; j0 < N; j0 += 4) {
+          const int64_t i1 = std::min(N, i0 + 3), j1 = std::min(N, j0 + 4);
+          bool any = false, all = true;
+          for (int64_t i = i0; i < i1; ++i) {
+            for (int64_t j = j0; j < j1; ++j) {
+              if (rule(i, j)) any = true;
+              else all = false;
+            }
+          }
+          ASSERT_EQ(sp.sees_any(i0, i1, j0, j1), any) << sink << " " << window << " " << i0 << " " << j0;
+          ASSERT_EQ(sp.sees_all(i0, i1, j0, j1), all) << sink << " " << window << " " << i0 << " " << j0;
+        }
+      }
+    }
+  }
+}
+
+TEST(WindowCache, StoresSinkPlusLargestWindowOfGroup) {
   AttentionSpec s = AttentionSpec::dense(1, 4, 2, 8, 1000);
   s.spans = {{64, 100}, {64, 300}, {0, 1000}, {64, 64}};
-  KvCache c(s);
+  WindowCache c(s);
   EXPECT_EQ(c.capacity(0, 0), 64 + 300);
   EXPECT_EQ(c.capacity(0, 1), 1000);  // never more than n_ctx
   EXPECT_EQ(c.bytes(), int64_t((364 + 1000) * 2 * 8 * sizeof(float)));
@@ -175,29 +187,32 @@ namespace {
 TEST(H2O, MatchesSimulation) {
   std::mt19937 rng(std::random_device{}());
   const int64_t H = 4, G = 2, D = 8, T = 60, P = 24, grp = H / G;
-  AttentionSpec spec = AttentionSpec::h2o_budget(1, H, G, D, T, 0.25);  // budget 15: 7 heavy, 8 recent
-  ASSERT_TRUE(spec.h2o);
+  const CacheSpec spec = CacheSpec::h2o_at_density({1, H, G, D}, T, 0.25);
+  ASSERT_TRUE(spec.is_h2o());
+  const H2oBudget budget = *spec.h2o;
+  ASSERT_EQ(budget.heavy, 7);  // budget 15: 7 heavy, 8 recent
+  ASSERT_EQ(budget.recent, 8);
   auto q = randn(size_t(T * H * D), rng), k = randn(size_t(T * G * D), rng), v = randn(size_t(T * G * D), rng);
   // Prefill of P positions with column sums.
   std::vector<float> out(size_t(P * H * D)), cols(size_t(H * P));
-  attention_prefill(spec, 0, q.data(), k.data(), v.data(), P, out.data(), cols.data());
+  attention_prefill(spec.attn, 0, q.data(), k.data(), v.data(), P, out.data(), cols.data());
   auto dense = reference_attention(AttentionSpec::dense(1, H, G, D, T), 0, q, k, v, P);
   EXPECT_TRUE(test::all_close(out, dense, 1e-4, 1e-5));  // the prompt is attended densely
-  KvCache cache(spec);
+  H2oCache cache(spec);
   cache.store_prefill(0, P, k.data(), v.data(), cols.data());
   // Simulation state: per KV head, kept positions -> per query head score.
   std::vector<std::map<int64_t, std::vector<double>>> kept(G);
   for (int64_t g = 0; g < G; ++g) {
     std::vector<std::pair<double, int64_t>> older;
-    for (int64_t p = 0; p < P - spec.h2o_recent; ++p) {
+    for (int64_t p = 0; p < P - budget.recent; ++p) {
       double s = 0;
       for (int64_t r = 0; r < grp; ++r) s += cols[size_t((g * grp + r) * P + p)];
       older.push_back({-s, p});
     }
     std::sort(older.begin(), older.end());
     std::vector<int64_t> keep;
-    for (int64_t i = 0; i < spec.h2o_heavy; ++i) keep.push_back(older[size_t(i)].second);
-    for (int64_t p = P - spec.h2o_recent; p < P; ++p) keep.push_back(p);
+    for (int64_t i = 0; i < budget.heavy; ++i) keep.push_back(older[size_t(i)].second);
+    for (int64_t p = P - budget.recent; p < P; ++p) keep.push_back(p);
     for (int64_t p : keep) {
       std::vector<double> sc(static_cast<size_t>(grp));
       for (int64_t r = 0; r < grp; ++r) sc[size_t(r)] = cols[size_t((g * grp + r) * P + p)];
@@ -206,7 +221,7 @@ TEST(H2O, MatchesSimulation) {
   }
   auto check_sets = [&](int64_t step) {
     for (int64_t g = 0; g < G; ++g) {
-      std::set<int64_t> got(cache.h2o_positions(0, g), cache.h2o_positions(0, g) + cache.h2o_filled(0, g));
+      std::set<int64_t> got(cache.positions(0, g), cache.positions(0, g) + cache.filled(0, g));
       std::set<int64_t> want;
       for (auto& [p, s] : kept[size_t(g)]) want.insert(p);
       EXPECT_EQ(got, want) << "kv head " << g << " at step " << step;
@@ -218,11 +233,11 @@ TEST(H2O, MatchesSimulation) {
     // Simulated insertion with eviction.
     for (int64_t g = 0; g < G; ++g) {
       auto& m = kept[size_t(g)];
-      if (int64_t(m.size()) >= spec.h2o_heavy + spec.h2o_recent) {
+      if (int64_t(m.size()) >= budget.slots()) {
         int64_t victim = -1;
         double best = 1e300;
         for (auto& [pp, sc] : m) {
-          if (pp > p - spec.h2o_recent) continue;
+          if (pp > p - budget.recent) continue;
           double s = 0;
           for (double x : sc) s += x;
           if (s < best) best = s, victim = pp;
@@ -233,7 +248,7 @@ TEST(H2O, MatchesSimulation) {
     }
     cache.store(0, p, &k[size_t(p * G * D)], &v[size_t(p * G * D)]);
     check_sets(p);
-    attention_decode(cache, 0, &q[size_t(p * H * D)], p, o.data());
+    cache.attend(0, &q[size_t(p * H * D)], p, o.data());
     // Exact attention over the kept set; then add probabilities to the simulated scores.
     for (int64_t h = 0; h < H; ++h) {
       const int64_t g = h / grp;

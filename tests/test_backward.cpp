@@ -137,40 +137,10 @@ Vec rope_ref(const Vec& x, const std::vector<double>& inv, int64_t T, int64_t he
   return y;
 }
 
-bool sees(const HeadSpan& sp, int64_t i, int64_t j) {
-  return j <= i && (j < sp.sink || i - j < sp.window);
-}
-
 // q: (T, H, D) k, v: (T, G, D) -> out (T, H, D), lse (H, T): explicit loops over every (i, j).
 Vec attention_ref(const std::vector<HeadSpan>& spans, int64_t H, int64_t G, int64_t D, int64_t T,
                   const Vec& q, const Vec& k, const Vec& v, Vec* lse = nullptr) {
-  Vec out(static_cast<size_t>(T * H * D), 0.0);
-  if (lse) lse->assign(size_t(H * T), 0.0);
-  const double scale = 1.0 / std::sqrt(double(D));
-  for (int64_t h = 0; h < H; ++h) {
-    const int64_t g = h / (H / G);
-    for (int64_t i = 0; i < T; ++i) {
-      Vec s(static_cast<size_t>(T), -INFINITY);
-      double mx = -INFINITY;
-      for (int64_t j = 0; j < T; ++j) {
-        if (!sees(spans[size_t(h)], i, j)) continue;
-        double d = 0;
-        for (int64_t e = 0; e < D; ++e)
-          d += q[size_t((i * H + h) * D + e)] * k[size_t((j * G + g) * D + e)];
-        s[size_t(j)] = d * scale;
-        mx = std::max(mx, s[size_t(j)]);
-      }
-      double z = 0;
-      for (int64_t j = 0; j < T; ++j) z += std::exp(s[size_t(j)] - mx);
-      for (int64_t j = 0; j < T; ++j) {
-        const double p = std::exp(s[size_t(j)] - mx) / z;
-        for (int64_t e = 0; e < D; ++e)
-          out[size_t((i * H + h) * D + e)] += p * v[size_t((j * G + g) * D + e)];
-      }
-      if (lse) (*lse)[size_t(h * T + i)] = mx + std::log(z);
-    }
-  }
-  return out;
+  return test::attention_reference(spans, H, G, D, T, q, k, v, lse);
 }
 
 // ---- ops ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #include "moa/error.h"
 #include "moa/forward.h"
+#include "moa/h2o_cache.h"
 #include "moa/model.h"
 #include "test_util.h"
 
@@ -118,7 +119,7 @@ TEST(ForwardMasked, SinkWindowMatchesPyTorch) {
   }
   EXPECT_TRUE(test::all_close(dec, want, 1e-4, 1e-4));
   // The cache is smaller than dense: sink + largest window of each group.
-  KvCache dense(AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, T));
+  WindowCache dense(AttentionSpec::dense(m.cfg.attention_shape(), T));
   EXPECT_LT(s.cache().bytes(), dense.bytes());
   (void)V;
 }
@@ -167,8 +168,9 @@ TEST(ForwardBatch, SyntheticFillMatchesPrefillShape) {
   const int64_t T = 17, n_ctx = 24, V = m.cfg.vocab;
   AttentionSpec windowed = AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, n_ctx);
   windowed.spans[1] = {2, 5};
-  AttentionSpec h2o = AttentionSpec::h2o_budget(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim, n_ctx, 0.5);
-  for (const AttentionSpec& spec : {windowed, h2o}) {
+  CacheSpec h2o = CacheSpec::h2o_at_density(m.cfg.attention_shape(), n_ctx, 0.5);
+  ASSERT_TRUE(h2o.is_h2o());
+  for (const CacheSpec& spec : {CacheSpec(windowed), h2o}) {
     std::vector<int32_t> ids(static_cast<size_t>(T));
     for (int64_t t = 0; t < T; ++t) ids[size_t(t)] = int32_t((t * 11 + 3) % V);
     Session real(m, spec, 2), fake(m, spec, 2);
@@ -178,10 +180,12 @@ TEST(ForwardBatch, SyntheticFillMatchesPrefillShape) {
     EXPECT_EQ(fake.kv_bytes(), real.kv_bytes());
     for (int64_t b = 0; b < 2; ++b) {
       EXPECT_EQ(fake.pos(b), T);
-      if (spec.h2o) {
+      if (spec.is_h2o()) {
+        const auto& f = dynamic_cast<const H2oCache&>(fake.cache(b));
+        const auto& r = dynamic_cast<const H2oCache&>(real.cache(b));
         for (int64_t l = 0; l < m.cfg.layers; ++l) {
           for (int64_t g = 0; g < m.cfg.kv_heads; ++g) {
-            EXPECT_EQ(fake.cache(b).h2o_filled(l, g), real.cache(b).h2o_filled(l, g));
+            EXPECT_EQ(f.filled(l, g), r.filled(l, g));
           }
         }
       }

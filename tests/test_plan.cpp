@@ -35,7 +35,7 @@ const char* kModels[] = {
 // The shape table of data/moa-reference/README.md: layers, query heads, KV heads.
 struct RefShape {
   const char* model;
-  ModelShape shape;
+  AttentionShape shape;
 };
 const RefShape kShapes[] = {
     {"lmsys--vicuna-7b-v1.5-16k", {32, 32, 32}},
@@ -52,7 +52,7 @@ fs::path plan_path(const std::string& model, const std::string& kind) {
 fs::path config_path(const std::string& model) {
   return fs::path(MOA_TEST_DATA) / "configs" / (model + ".json");
 }
-ModelShape shape_of(const ModelConfig& c) { return {c.layers, c.heads, c.kv_heads}; }
+AttentionShape shape_of(const ModelConfig& c) { return {c.layers, c.heads, c.kv_heads}; }
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -102,7 +102,7 @@ TEST(PlanReference, ConfigsMatchTheReadmeTable) {
 
 TEST(PlanReference, AllSixLoadAndCheckAgainstTheirModel) {
   for (const auto& r : kShapes) {
-    ModelShape m = shape_of(ModelConfig::load(config_path(r.model)));
+    AttentionShape m = shape_of(ModelConfig::load(config_path(r.model)));
     for (const char* kind : {"moa", "streamingllm"}) {
       SCOPED_TRACE(std::string(r.model) + " " + kind);
       Plan p = Plan::load(plan_path(r.model, kind));
@@ -394,8 +394,8 @@ TEST(PlanCacheRule, EdgeValues) {
     HeadCache h = head_cache_rule(c.alpha, c.beta, c.n, 64, 64, 128);
     EXPECT_EQ(h.cache, c.cache);
     EXPECT_EQ(h.kept, c.kept);
-    EXPECT_EQ(h.sink, c.sink);
-    EXPECT_EQ(h.window, c.window);
+    EXPECT_EQ(h.span.sink, c.sink);
+    EXPECT_EQ(h.span.window, c.window);
     Plan p = Plan::uniform(1, 1, c.alpha, c.beta);
     EXPECT_EQ(p.cache_tokens(0, 0, c.n), c.cache);
     EXPECT_EQ(p.kept_tokens(0, 0, c.n), c.kept);
@@ -405,8 +405,8 @@ TEST(PlanCacheRule, EdgeValues) {
   // Other block, minimum and sink.
   HeadCache h = head_cache_rule(0, 0.3, 100, 4, 16, 32);  // floor(30) -> 32
   EXPECT_EQ(h.cache, 32);
-  EXPECT_EQ(h.sink, 4);
-  EXPECT_EQ(h.window, 28);
+  EXPECT_EQ(h.span.sink, 4);
+  EXPECT_EQ(h.span.window, 28);
   h = head_cache_rule(0, 0.35, 100, 4, 16, 32);  // 35 -> 48
   EXPECT_EQ(h.cache, 48);
   h = head_cache_rule(0, 1, 100, 4, 16, 32);  // 100 -> 112 > N
@@ -414,8 +414,8 @@ TEST(PlanCacheRule, EdgeValues) {
   EXPECT_EQ(h.kept, 100);
   h = head_cache_rule(0, 0, 100, 0, 1, 1);  // no sink, block 1, minimum 1
   EXPECT_EQ(h.cache, 1);
-  EXPECT_EQ(h.sink, 0);
-  EXPECT_EQ(h.window, 1);
+  EXPECT_EQ(h.span.sink, 0);
+  EXPECT_EQ(h.span.window, 1);
 }
 
 TEST(PlanCacheRule, RuleSetsByLength) {
@@ -440,7 +440,7 @@ TEST(PlanCacheRule, RuleSetsByLength) {
 }
 
 TEST(PlanDensity, UniformAndDense) {
-  ModelShape m{4, 8, 2};
+  AttentionShape m{4, 8, 2};
   Plan half = Plan::uniform(4, 8, 0, 0.5);
   EXPECT_EQ(half.kv_density(m, 8192), 0.5);
   // 4096 kept of 8192: entries 4096*4097/2 + 4096*4096 of 8192*8193/2.
@@ -462,7 +462,7 @@ TEST(PlanDensity, PerKvHeadPlans) {
   r.alphas = {{1024, 2048}, {0, 4096}};
   r.betas = {{0, 0}, {0, 0}};
   Plan p = Plan::from_rules({r});
-  ModelShape m{2, 8, 2};
+  AttentionShape m{2, 8, 2};
   EXPECT_TRUE(p.check_shape(m));
   PlanCaches c = p.caches(m, 8192);
   for (int64_t q = 0; q < 8; ++q) {
@@ -497,7 +497,7 @@ TEST(PlanDensity, PrefillAndKvDensityMatchBruteForce) {
     SCOPED_TRACE(fmt::format("seed {} trial {}", seed, trial));
     int64_t block = uni(1, 16), min_cache = uni(1, 48), sink = uni(0, min_cache - 1);
     int64_t kv = uni(1, 3), group = uni(1, 3), layers = uni(1, 3);
-    ModelShape m{layers, kv * group, kv};
+    AttentionShape m{layers, kv * group, kv};
     bool per_kv = uni(0, 1) == 1;
     int64_t rows = per_kv ? kv : kv * group;
     PlanRules r;

@@ -82,13 +82,13 @@ TEST(Ppl, MatchesTrainingForward) {
   for (int which = 0; which < 2; ++which) {
     SpecFactory spec = [&](int64_t n) {
       return which == 0 ? AttentionSpec::dense(c.layers, c.heads, c.kv_heads, c.head_dim, n)
-                        : spec_from_plan(sparse, c, n);
+                        : spec_from_plan(sparse, c.attention_shape(), n);
     };
     const PplResult r = eval_ppl(m, seqs, spec);
     EXPECT_EQ(r.tokens, 2 * 511);
     EXPECT_EQ(r.windows, 2);
     double want = 0;
-    for (const auto& s : seqs) want += reference_nll(m, spec(512), s) * 511;
+    for (const auto& s : seqs) want += reference_nll(m, spec(512).attn, s) * 511;
     EXPECT_NEAR(r.nll_sum, want, 1e-4 * want) << "attention " << which;
     EXPECT_NEAR(r.ppl(), std::exp(want / 1022), 1e-4 * r.ppl());
   }
@@ -96,7 +96,7 @@ TEST(Ppl, MatchesTrainingForward) {
                          return AttentionSpec::dense(c.layers, c.heads, c.kv_heads, c.head_dim, n);
                        }).nll();
   const double narrow =
-      eval_ppl(m, seqs, [&](int64_t n) { return spec_from_plan(sparse, c, n); }).nll();
+      eval_ppl(m, seqs, [&](int64_t n) { return spec_from_plan(sparse, c.attention_shape(), n); }).nll();
   EXPECT_GT(std::abs(dense - narrow), 1e-4);  // the sparse plan really drops keys
 }
 
@@ -109,9 +109,8 @@ TEST(Ppl, H2oTokenByTokenEqualsDenseBeforeEviction) {
   s.from = 1;
   std::vector<double> dense, h2o;
   sequence_nll(m, AttentionSpec::dense(c.layers, c.heads, c.kv_heads, c.head_dim, 300), s, dense);
-  const AttentionSpec hs =
-      AttentionSpec::h2o_budget(c.layers, c.heads, c.kv_heads, c.head_dim, 300, 0.5);
-  ASSERT_TRUE(hs.h2o);
+  const CacheSpec hs = CacheSpec::h2o_at_density(c.attention_shape(), 300, 0.5);
+  ASSERT_TRUE(hs.is_h2o());
   sequence_nll(m, hs, s, h2o);
   ASSERT_EQ(dense.size(), 299u);
   ASSERT_EQ(h2o.size(), 299u);

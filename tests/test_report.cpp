@@ -44,7 +44,7 @@ TEST(EffectiveContext, MeanSpans) {
   PlanRules rules;
   rules.alphas = {{256, 0}};
   rules.betas = {{0, 1}};
-  const MethodSpan p = MethodSpan::of_plan(Plan::from_rules({rules}), ModelShape{1, 2, 2});
+  const MethodSpan p = MethodSpan::of_plan(Plan::from_rules({rules}), AttentionShape{1, 2, 2});
   EXPECT_DOUBLE_EQ(p.mean_span(2000), (256.0 + 2000.0) / 2);
 
   const auto e =
@@ -208,7 +208,7 @@ ReportInput synthetic_input() {
     }
   }
   in.spans =
-      plan_span_map(Plan::from_rules({rules}), ModelShape{4, 6, 2}, 3500, "plan.json: kept tokens");
+      plan_span_map(Plan::from_rules({rules}), AttentionShape{4, 6, 2}, 3500, "plan.json: kept tokens");
   in.sources = {"results: synthetic.json", "bench: bench.json"};
   return in;
 }
@@ -224,12 +224,12 @@ TEST(Report, MoaLabelIsTheBudgetDensity) {
   plan.density() = {{512, 0.5}, {2048, 0.5}, {4096, 0.458}};
   std::vector<RunRecord> runs(1);
   runs[0].method = "moa";
-  attach_spans(runs, &plan, ModelShape{1, 2, 2});
+  attach_spans(runs, &plan, AttentionShape{1, 2, 2});
   ASSERT_TRUE(runs[0].density.has_value());
   EXPECT_DOUBLE_EQ(*runs[0].density, 0.458);  // no lengths recorded: the longest entry
   plan.set_lengths({{"profile", {512, 2048}}, {"extend", {4096}}});
   runs[0].density.reset();
-  attach_spans(runs, &plan, ModelShape{1, 2, 2});
+  attach_spans(runs, &plan, AttentionShape{1, 2, 2});
   ASSERT_TRUE(runs[0].density.has_value());
   EXPECT_DOUBLE_EQ(*runs[0].density, 0.5);
 }

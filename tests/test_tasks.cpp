@@ -309,7 +309,7 @@ TEST(EvalRetrieval, CoveringPlanAnswersExactlyAsDense) {
     return AttentionSpec::dense(c.layers, c.heads, c.kv_heads, c.head_dim, n);
   });
   Plan cover = Plan::dense(c.layers, c.heads);
-  auto planned = eval_retrieval(m, *tok, items, 8, [&](int64_t n) { return spec_from_plan(cover, c, n); });
+  auto planned = eval_retrieval(m, *tok, items, 8, [&](int64_t n) { return spec_from_plan(cover, c.attention_shape(), n); });
   EXPECT_EQ(dense.answers, planned.answers);
   EXPECT_EQ(dense.n, 3);
   auto j = dense.to_json();

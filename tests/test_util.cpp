@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -81,6 +82,43 @@ std::filesystem::path temp_dir(const std::string& name) {
   return ::testing::AssertionFailure()
          << "first bad index " << first_bad << ": " << a[first_bad] << " vs " << b[first_bad]
          << ", max abs error " << max_err << " (rtol " << rtol << ", atol " << atol << ")";
+}
+
+std::vector<double> attention_reference(const std::vector<HeadSpan>& spans, int64_t H, int64_t G,
+                                        int64_t D, int64_t T, const std::vector<double>& q,
+                                        const std::vector<double>& k,
+                                        const std::vector<double>& v, std::vector<double>* lse) {
+  std::vector<double> out(static_cast<size_t>(T * H * D), 0.0);
+  if (lse) lse->assign(size_t(H * T), 0.0);
+  const double scale = 1.0 / std::sqrt(double(D));
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t g = h / (H / G);
+    const HeadSpan& sp = spans[size_t(h)];
+    for (int64_t i = 0; i < T; ++i) {
+      std::vector<double> s(static_cast<size_t>(T), -INFINITY);
+      double mx = -INFINITY;
+      for (int64_t j = 0; j <= i; ++j) {
+        if (!(j < sp.sink || i - j < sp.window)) continue;
+        double d = 0;
+        for (int64_t e = 0; e < D; ++e) {
+          d += q[size_t((i * H + h) * D + e)] * k[size_t((j * G + g) * D + e)];
+        }
+        s[size_t(j)] = d * scale;
+        mx = std::max(mx, s[size_t(j)]);
+      }
+      double z = 0;
+      for (int64_t j = 0; j < T; ++j) z += std::exp(s[size_t(j)] - mx);
+      for (int64_t j = 0; j < T; ++j) {
+        const double p = std::exp(s[size_t(j)] - mx) / z;
+        if (p == 0) continue;
+        for (int64_t e = 0; e < D; ++e) {
+          out[size_t((i * H + h) * D + e)] += p * v[size_t((j * G + g) * D + e)];
+        }
+      }
+      if (lse) (*lse)[size_t(h * T + i)] = mx + std::log(z);
+    }
+  }
+  return out;
 }
 
 }  // namespace moa::test

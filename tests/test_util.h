@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <vector>
+
+#include "moa/attention_spec.h"
 
 namespace moa::test {
 
@@ -27,5 +30,14 @@ std::filesystem::path temp_dir(const std::string& name);
 // names the first bad index, both values and the max abs error.
 ::testing::AssertionResult all_close(std::span<const float> a, std::span<const float> b,
                                      double rtol, double atol);
+
+// The attention reference of every kernel test, in double precision with the mask written out
+// ("j <= i and (j < sink or i - j < window)"), independent of HeadSpan's own methods.
+// spans: (H) one layer  q: (T, H, D)  k, v: (T, G, D)  -> out (T, H, D); lse (H, T) if given.
+std::vector<double> attention_reference(const std::vector<HeadSpan>& spans, int64_t H, int64_t G,
+                                        int64_t D, int64_t T, const std::vector<double>& q,
+                                        const std::vector<double>& k,
+                                        const std::vector<double>& v,
+                                        std::vector<double>* lse = nullptr);
 
 }  // namespace moa::test

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 
-#include "moa/kv_cache.h"
+#include "moa/attention_spec.h"
 
 namespace moa {
+
+class WindowCache;
 
 // Prefill of positions [0, T) of one layer from the fresh (post-RoPE) keys and values.
 // q: (T, H, D)  k, v: (T, G, D)  out: (T, H, D)
@@ -20,21 +22,24 @@ constexpr int64_t kAttnTile = 64;
 void attention_forward(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
                        const float* v, int64_t T, float* out, float* lse, int64_t tile = kAttnTile);
 
-// One decode step at position `pos` (already stored in the cache). Under H2O the step's
-// attention probabilities are added to the cache's scores.
-// q: (H, D)  out: (H, D)
-void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos, float* out);
+// Backward of attention_forward (src/attention/attention_backward.cpp), beside it because both
+// walk the same tiles (attention_tiles.h).
+// Attention with the sink + window mask of `spec`'s layer (query i sees key j iff j <= i and
+// (j < sink_h or i - j < window_h)) and GQA (query head h reads KV head h / (H / G)).
+// q: (T, H, D)  k, v: (T, G, D)  out: (T, H, D)  lse: (H, T) log-sum-exp of each scaled score row.
+// `tile` is the square tile edge (tests use small tiles to cross tile edges with small T).
+// dq (T, H, D) += ..., dk, dv (T, G, D) += ...  given dout (T, H, D) and the forward's out, lse.
+// Two passes, both recomputing P tile by tile: (head, query tile) units own dq rows, (KV head,
+// key tile) units own dk/dv rows: no atomics, the result does not depend on the thread count.
+// Extra memory: (H, T) row dots plus two tile x tile buffers per thread.
+void attention_backward(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, const float* dout,
+                        int64_t T, float* dq, float* dk, float* dv, int64_t tile = kAttnTile);
 
-// The visible key positions of head span `sp` for a query at position i, as two ranges:
-// [0, sink_end) and [band_begin, i] (band_begin >= sink_end).
-struct VisibleRanges {
-  int64_t sink_end, band_begin;
-};
-inline VisibleRanges visible_ranges(const HeadSpan& sp, int64_t i) {
-  int64_t sink_end = sp.sink < i + 1 ? sp.sink : i + 1;
-  int64_t band_begin = i - sp.window + 1;
-  if (band_begin < sink_end) band_begin = sink_end;
-  return {sink_end, band_begin};
-}
+
+// One decode step of the window policy at position `pos` (already stored in the cache).
+// q: (H, D)  out: (H, D)
+void attention_decode(const WindowCache& cache, int64_t layer, const float* q, int64_t pos,
+                      float* out);
 
 }  // namespace moa

@@ -1,5 +1,7 @@
-// The hand-written backward pass of the Llama-family model, llm.c style: every forward op paired
-// with its backward, f32 compute, OpenBLAS GEMMs, OpenMP threads.
+// The hand-written backward pass of the Llama-family model, llm.c style: the model-level forward
+// with saved activations and its backward, built from the op pairs of moa/ops.h and the attention
+// backward beside its forward (moa/attention.h). f32 compute, OpenBLAS GEMMs, OpenMP threads.
+// Its users (trainer, profiler, inspector) are peers above the model module.
 //
 // Shapes use the project's letters: T tokens, H query heads, G KV heads, D head dim, C hidden,
 // F MLP, V vocab. Every `*_backward` ADDS into its gradient outputs (dx += ...), as llm.c does, so
@@ -30,71 +32,15 @@
 #include <string>
 #include <vector>
 
-#include "moa/forward.h"
 #include "moa/attention.h"
-#include "moa/kv_cache.h"
+#include "moa/attention_spec.h"
 #include "moa/model.h"
-#include "moa/weight.h"
+#include "moa/ops.h"
 
 namespace moa {
 
 // ---------------------------------------------------------------------------------------------
-// Ops (src/train/ops.cpp, src/train/ops_attention.cpp)
-// ---------------------------------------------------------------------------------------------
-
-// out (T, C) = table[ids[t]]           table: (V, C) any dtype
-void embedding_forward(const Weight& table, const int32_t* ids, int64_t T, float* out);
-// dtable (V, C) += scatter of dout (T, C) at ids
-void embedding_backward(const float* dout, const int32_t* ids, int64_t T, int64_t C, float* dtable);
-
-// y (T, C) = x * rstd * w,  rstd (T) = 1 / sqrt(mean(x^2) + eps)   (same arithmetic as rms_norm)
-void rmsnorm_forward(const float* x, const float* w, int64_t T, int64_t C, double eps, float* y,
-                     float* rstd);
-// dx (T, C) += ..., dw (C) += ... (dw may be null)
-void rmsnorm_backward(const float* dy, const float* x, const float* w, const float* rstd, int64_t T,
-                      int64_t C, float* dx, float* dw);
-
-// y (T, out) = x (T, in) W^T + b            W: (out, in) any dtype, b: (out) or null
-void linear_forward(const float* x, const Weight& W, const float* b, int64_t T, float* y);
-// dx (T, in) += dy W;  dW (out, in) += dy^T x;  db (out) += sum_t dy.  Each output may be null.
-void linear_backward(const float* dy, const float* x, const Weight& W, int64_t T, float* dx,
-                     float* dW, float* db);
-
-// RoPE, HF rotate-half, angles from rope_inv_freq(cfg) via RopeTable; positions 0..T-1.
-// x: (T, heads, D), in place. The backward rotates the gradient back (in place).
-void rope_forward(const RopeTable& rope, float* x, int64_t T, int64_t heads);
-void rope_backward(const RopeTable& rope, float* dx, int64_t T, int64_t heads);
-
-// h (n) = silu(gate) * up  (the MLP's elementwise part; down(h) is a linear)
-void swiglu_forward(const float* gate, const float* up, int64_t n, float* h);
-// dgate (n) += ..., dup (n) += ...
-void swiglu_backward(const float* dh, const float* gate, const float* up, int64_t n, float* dgate,
-                     float* dup);
-
-// y (n) += x (n)   (residual add; its backward is dx += dy, the same call)
-void residual_add(const float* x, int64_t n, float* y);
-
-// nll (T) = -log softmax(logits (T, V))[targets[t]]
-void cross_entropy_forward(const float* logits, const int32_t* targets, int64_t T, int64_t V,
-                           float* nll);
-// dlogits (T, V) += dnll[t] * (softmax(logits[t]) - onehot(targets[t]))
-void cross_entropy_backward(const float* logits, const int32_t* targets, const float* dnll,
-                            int64_t T, int64_t V, float* dlogits);
-
-// Attention with the sink + window mask of `spec`'s layer (query i sees key j iff j <= i and
-// (j < sink_h or i - j < window_h)) and GQA (query head h reads KV head h / (H / G)).
-// q: (T, H, D)  k, v: (T, G, D)  out: (T, H, D)  lse: (H, T) log-sum-exp of each scaled score row.
-// `tile` is the square tile edge (tests use small tiles to cross tile edges with small T).
-// dq (T, H, D) += ..., dk, dv (T, G, D) += ...  given dout (T, H, D) and the forward's out, lse.
-// Two passes, both recomputing P tile by tile: (head, query tile) units own dq rows, (KV head,
-// key tile) units own dk/dv rows: no atomics, the result does not depend on the thread count.
-// Extra memory: (H, T) row dots plus two tile x tile buffers per thread.
-void attention_backward(const AttentionSpec& spec, int64_t layer, const float* q, const float* k,
-                        const float* v, const float* out, const float* lse, const float* dout,
-                        int64_t T, float* dq, float* dk, float* dv, int64_t tile = kAttnTile);
-
-// ---------------------------------------------------------------------------------------------
-// Model level (src/train/backward.cpp)
+// Model level (src/model/backward.cpp)
 // ---------------------------------------------------------------------------------------------
 
 // Gradients of every parameter of a Model, in f32, same shapes as the weights (empty where the

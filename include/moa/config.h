@@ -8,6 +8,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "moa/attention_spec.h"
+
 namespace moa {
 
 enum class RopeScaling { kNone, kLinear, kLlama3 };
@@ -42,6 +44,8 @@ struct ModelConfig {
   int64_t group() const { return heads / kv_heads; }  // query heads per KV head
   int64_t q_dim() const { return heads * head_dim; }
   int64_t kv_dim() const { return kv_heads * head_dim; }
+  // What the attention module needs to know of the model (the one seam between the two).
+  AttentionShape attention_shape() const { return {layers, heads, kv_heads, head_dim}; }
 
   // Parses config.json text; `source` names the file in error messages.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);

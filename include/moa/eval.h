@@ -32,7 +32,7 @@ struct RetrievalItem {
 std::vector<RetrievalItem> load_retrieval_jsonl(const std::filesystem::path& path);
 
 // The spec to run a model at n_ctx = prompt + generation budget positions.
-using SpecFactory = std::function<AttentionSpec(int64_t n_ctx)>;
+using SpecFactory = std::function<CacheSpec(int64_t n_ctx)>;
 
 struct GreedyAnswer {
   std::string text;

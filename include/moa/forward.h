@@ -1,8 +1,9 @@
-// The Llama-family forward pass: prefill (batched GEMMs) and decode over a KV cache whose
-// attention spans come from an AttentionSpec (dense, MoA plan, StreamingLLM).
+// The Llama-family forward pass: prefill (batched GEMMs) and decode over KV caches built from a
+// CacheSpec (dense, MoA plan, StreamingLLM: the window policy; H2O: its own policy).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "moa/kv_cache.h"
@@ -27,7 +28,7 @@ std::vector<double> rope_inv_freq(const ModelConfig& cfg);
 // the same spec; decode steps run the weights once for all of them.
 class Session {
  public:
-  Session(const Model& model, const AttentionSpec& spec, int64_t batch = 1);
+  Session(const Model& model, const CacheSpec& spec, int64_t batch = 1);
 
   // Runs positions [0, T) of sequence `seq` from an empty cache. hidden_out (optional): (T, C)
   // final-normed hidden states, for logits of every position. Returns the last position's logits (V).
@@ -44,14 +45,14 @@ class Session {
   std::vector<float> decode_batch(const std::vector<int32_t>& ids);
 
   int64_t batch() const { return int64_t(caches_.size()); }
-  int64_t pos(int64_t seq = 0) const { return caches_[size_t(seq)].length(); }
-  const KvCache& cache(int64_t seq = 0) const { return caches_[size_t(seq)]; }
+  int64_t pos(int64_t seq = 0) const { return caches_[size_t(seq)]->length(); }
+  const KvCache& cache(int64_t seq = 0) const { return *caches_[size_t(seq)]; }
   int64_t kv_bytes() const;  // all sequences
   const Model& model() const { return model_; }
 
  private:
   const Model& model_;
-  std::vector<KvCache> caches_;
+  std::vector<std::unique_ptr<KvCache>> caches_;
   RopeTable rope_;
 };
 

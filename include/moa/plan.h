@@ -11,7 +11,7 @@
 // A plan holds one or more rule sets keyed by max_length: the first whose max_length >= N
 // applies (null = unbounded); beyond the last bounded set the last set applies.
 // Rows are query heads, or KV heads when the plan is per KV head (then each query head of a group
-// uses its KV head's rule). Plans know nothing of the model: shapes come in as ModelShape.
+// uses its KV head's rule). Plans know nothing of the model: shapes come in as AttentionShape.
 //
 // Files: the reference form {"alphas": [[...]], "betas": [[...]]} (layer x head) is read and
 // written unchanged; the extended form {"format": "moa-plan/1", ...} adds sink, block, min_cache,
@@ -26,19 +26,14 @@
 #include <string>
 #include <vector>
 
+#include "moa/attention_spec.h"
+
 namespace moa {
 
 inline constexpr int64_t kPlanSink = 64;
 inline constexpr int64_t kPlanBlock = 64;
 inline constexpr int64_t kPlanMinCache = 128;
 inline constexpr const char* kPlanFormat = "moa-plan/1";
-
-// Layers and heads of a model, as far as a plan cares.
-struct ModelShape {
-  int64_t layers = 0;
-  int64_t heads = 0;     // H, query heads
-  int64_t kv_heads = 0;  // G, KV heads
-};
 
 // One rule set: alphas[layer][head], betas[layer][head].
 struct PlanRules {
@@ -50,12 +45,13 @@ struct PlanRules {
   std::vector<std::vector<bool>> alphas_int, betas_int;
 };
 
-// What one head keeps at one length.
+// What one head keeps at one length: the rule evaluated at N, and the mask it gives.
 struct HeadCache {
-  int64_t cache = 0;   // raw cache(N): a multiple of block, >= min_cache, may exceed N
-  int64_t kept = 0;    // min(N, cache): tokens actually held
-  int64_t sink = 0;    // min(cache, plan sink)
-  int64_t window = 0;  // cache - sink: most recent tokens seen (the query itself included)
+  int64_t cache = 0;  // raw cache(N): a multiple of block, >= min_cache, may exceed N
+  int64_t kept = 0;   // min(N, cache): tokens actually held
+  // sink = min(cache, plan sink); window = cache - sink: the most recent tokens seen (the query
+  // itself included).
+  HeadSpan span{0, 0};
 };
 
 // Per-(layer, query head) caches at one length: at[layer * heads + head].
@@ -120,9 +116,9 @@ class Plan {
   // Returns true when the plan is per KV head for this model (rows == kv_heads != heads), and
   // refuses a plan marked per_kv_head whose rows are not the model's KV heads.
   bool check_shape(int64_t layers, int64_t heads, int64_t kv_heads) const;
-  bool check_shape(const ModelShape& m) const { return check_shape(m.layers, m.heads, m.kv_heads); }
+  bool check_shape(const AttentionShape& m) const { return check_shape(m.layers, m.heads, m.kv_heads); }
   // Plan row used by query head `q_head` of a model with these heads (after check_shape).
-  int64_t row_of(int64_t q_head, const ModelShape& m) const;
+  int64_t row_of(int64_t q_head, const AttentionShape& m) const;
 
   // --- the cache rule -------------------------------------------------------------------------
   // Plan row coordinates (layer, row); N >= 1.
@@ -132,17 +128,17 @@ class Plan {
   int64_t sink_tokens(int64_t layer, int64_t row, int64_t n) const;    // min(cache(N), sink)
   int64_t window_tokens(int64_t layer, int64_t row, int64_t n) const;  // cache(N) - sink
   // Per-(layer, query head) caches for a model at length N (checks the shape first).
-  PlanCaches caches(const ModelShape& m, int64_t n) const;
+  PlanCaches caches(const AttentionShape& m, int64_t n) const;
   // KV density at N: mean over query heads of min(N, cache(N)) / N.
-  double kv_density(const ModelShape& m, int64_t n) const;
+  double kv_density(const AttentionShape& m, int64_t n) const;
   // Stored KV density at N: the fraction of dense KV bytes the caches hold (up to the sink and
   // block rounding of KvCache). A KV head stores the largest cache of its query group, so this is
   // the mean over (layer, KV head) of the group's largest min(N, cache(N)) / N: kv_density for MHA
   // or a per-KV-head plan, more when a GQA group's query heads have different rules.
-  double stored_density(const ModelShape& m, int64_t n) const;
+  double stored_density(const AttentionShape& m, int64_t n) const;
   // Prefill density at N: kept causal entries / (N(N+1)/2) summed over query heads, exact in
   // O(heads): query i of a head with cache c sees min(i+1, c) keys.
-  double prefill_density(const ModelShape& m, int64_t n) const;
+  double prefill_density(const AttentionShape& m, int64_t n) const;
   // True when every head keeps all N tokens at length N (the plan is dense there).
   bool is_dense_at(int64_t n) const;
   // (alpha, beta) when every head of every rule set has the same rule.

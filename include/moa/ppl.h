@@ -49,7 +49,7 @@ PplResult eval_ppl(const Model& m, const std::vector<ScoredSequence>& seqs, cons
                    const std::function<void(int64_t, int64_t)>& progress = {});
 
 // NLL (nats) of ids[from..] in one sequence under `spec`; nll_out receives one value per token.
-void sequence_nll(const Model& m, const AttentionSpec& spec, const ScoredSequence& s,
+void sequence_nll(const Model& m, const CacheSpec& spec, const ScoredSequence& s,
                   std::vector<double>& nll_out);
 
 }  // namespace moa

@@ -47,14 +47,14 @@ struct MethodSpan {
   enum class Kind { kDense, kPlan, kH2O };
   Kind kind = Kind::kDense;
   std::optional<Plan> plan;  // kPlan (MoA, and StreamingLLM as the uniform plan)
-  ModelShape shape;          // kPlan: the model's heads (plan rows when per KV head)
+  AttentionShape shape;          // kPlan: the model's heads (plan rows when per KV head)
   double density = 1;        // kH2O: the KV budget
 
   static MethodSpan dense();
   // StreamingLLM at KV density d: the uniform plan alpha 0, beta d (sink 64), as the runtime.
   static MethodSpan streaming(double d, int64_t sink = kPlanSink);
   static MethodSpan h2o(double d);
-  static MethodSpan of_plan(Plan p, const ModelShape& shape);
+  static MethodSpan of_plan(Plan p, const AttentionShape& shape);
   // Mean over query heads of the tokens kept at N >= 1 (H2O: its budget clamp(ceil(d N), 2, N)).
   double mean_span(int64_t n) const;
 };
@@ -86,7 +86,7 @@ std::vector<RunRecord> load_results(const std::filesystem::path& path);
 // plan file when it loads, else `fallback` (the --plan of the report). shape: the model's heads
 // (nullopt: the plan's own rows). Fills a MoA run's missing density from its plan.
 void attach_spans(std::vector<RunRecord>& runs, const Plan* fallback,
-                  const std::optional<ModelShape>& shape);
+                  const std::optional<AttentionShape>& shape);
 
 // Accuracy by input length in tokens (by_lines keys mapped through prompt_tokens; without
 // prompt_tokens the keys themselves, and *in_tokens is set false).
@@ -108,7 +108,7 @@ struct SpanMap {
   double kv_density = 0;
   std::string title;
 };
-SpanMap plan_span_map(const Plan& plan, const ModelShape& shape, int64_t n, std::string title);
+SpanMap plan_span_map(const Plan& plan, const AttentionShape& shape, int64_t n, std::string title);
 
 // ---- the page ------------------------------------------------------------------------------
 

@@ -7,8 +7,10 @@
 #include <cstring>
 #include <vector>
 
+#include "attention/decode_group.h"
 #include "attention/simd.h"
 #include "moa/error.h"
+#include "moa/kv_cache.h"
 
 namespace moa {
 
@@ -69,7 +71,7 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
         const float* V = &vp[size_t(g * T * D)];
         const float* qi = q + (i * H + h) * D;
         float* o = out + (i * H + h) * D;
-        VisibleRanges r = visible_ranges(sp, i);
+        VisibleRanges r = sp.visible(i);
         // Adjacent sink and band are one range: a span that covers the row computes exactly
         // what dense attention computes.
         if (r.band_begin == r.sink_end) r = {0, 0};
@@ -100,19 +102,8 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
   }
 }
 
-namespace {
+namespace detail {
 
-// A run of stored rows at consecutive positions [pos0, pos0 + count).
-struct PosSegment {
-  const float* k;
-  const float* v;
-  int64_t count, pos0;
-};
-
-// The `grp` query heads of one KV group (q: (grp, D)) against the group's stored rows: head r
-// sees position p iff p < vis[r].sink_end or p >= vis[r].band_begin. Every K and V row is read
-// once for the whole group. On return, scores (grp, n) hold each head's unnormalised
-// probabilities and sum[r] their total (H2O accumulates them).
 void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const PosSegment* segs,
                   int nseg, int64_t D, float scale, std::vector<float>& scores, float* mx, float* sum,
                   float* out) {
@@ -155,44 +146,24 @@ void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const P
   for (int64_t r = 0; r < grp; ++r) simd::scale(1.0f / sum[r], out + r * D, D);
 }
 
-// attend_group's score buffer, one per thread for the life of the thread, so a decode step neither
-// allocates nor zeroes it again in every layer.
 std::vector<float>& decode_scores() {
   static thread_local std::vector<float> scores;
   return scores;
 }
 
-}  // namespace
+}  // namespace detail
 
-void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos, float* out) {
+void attention_decode(const WindowCache& cache, int64_t layer, const float* q, int64_t pos,
+                      float* out) {
+  using detail::PosSegment;
   const AttentionSpec& spec = cache.spec();
-  const int64_t H = spec.heads, G = spec.kv_heads, D = spec.head_dim, grp = spec.group();
+  const int64_t G = spec.kv_heads, D = spec.head_dim, grp = spec.group();
   const float scale = 1.0f / std::sqrt(float(D));
-  if (cache.h2o()) {
-#pragma omp parallel
-    {
-      std::vector<float>& scores = decode_scores();
-      float mx = 0, sum = 0;
-#pragma omp for schedule(static)
-      for (int64_t h = 0; h < H; ++h) {
-        // Every filled slot, in slot order (softmax does not care which; slot indices stand in
-        // for positions, all visible), then the scores.
-        const int64_t g = h / grp;
-        const int64_t n = cache.h2o_filled(layer, g);
-        const PosSegment seg{cache.k(layer, g), cache.v(layer, g), n, 0};
-        const VisibleRanges all{n, n};
-        attend_group(q + h * D, 1, &all, &seg, 1, D, scale, scores, &mx, &sum, out + h * D);
-        float* acc = cache.h2o_scores(layer, h);
-        for (int64_t j = 0; j < n; ++j) acc[j] += scores[size_t(j)] / sum;
-      }
-    }
-    return;
-  }
   // GQA-native: one KV head's query heads together, so each stored row is read once per group
   // instead of once per head (decode at long contexts is bound by these reads).
 #pragma omp parallel
   {
-    std::vector<float>& scores = decode_scores();
+    std::vector<float>& scores = detail::decode_scores();
     std::vector<float> mx(static_cast<size_t>(grp)), sum(static_cast<size_t>(grp));
     std::vector<VisibleRanges> vis(static_cast<size_t>(grp));
 #pragma omp for schedule(static)
@@ -202,7 +173,7 @@ void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos
       // The union of the group's visible positions: [0, sink_end) and [band_begin, pos].
       int64_t sink_end = 0, band_begin = pos + 1;
       for (int64_t r = 0; r < grp; ++r) {
-        vis[size_t(r)] = visible_ranges(spec.span(layer, g * grp + r), pos);
+        vis[size_t(r)] = spec.span(layer, g * grp + r).visible(pos);
         sink_end = std::max(sink_end, vis[size_t(r)].sink_end);
         band_begin = std::min(band_begin, vis[size_t(r)].band_begin);
       }
@@ -224,7 +195,7 @@ void attention_decode(KvCache& cache, int64_t layer, const float* q, int64_t pos
       add_range(0, sink_end);
       add_range(band_begin, pos + 1);
       MOA_CHECK(nseg <= 4, "nseg {}", nseg);
-      attend_group(q + g * grp * D, grp, vis.data(), segs, nseg, D, scale, scores, mx.data(),
+      detail::attend_group(q + g * grp * D, grp, vis.data(), segs, nseg, D, scale, scores, mx.data(),
                    sum.data(), out + g * grp * D);
     }
   }

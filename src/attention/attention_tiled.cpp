@@ -36,7 +36,7 @@ void attention_forward(const AttentionSpec& spec, int64_t layer, const float* q,
         std::fill(l.begin(), l.end(), 0.0f);
         for (int64_t kt = 0; kt <= qt; ++kt) {
           const int64_t j0 = kt * tile, bk = std::min(tile, T - j0);
-          if (!tile_visible(sp, i0, i0 + bq, j0, j0 + bk)) continue;
+          if (!sp.sees_any(i0, i0 + bq, j0, j0 + bk)) continue;
           scores_tile(sp, Q, HD, k + j0 * GD + g * D, GD, i0, bq, j0, bk, D, scale, tile, S.data());
           // Online softmax: rescale what was accumulated when the row max grows.
           for (int64_t r = 0; r < bq; ++r) {

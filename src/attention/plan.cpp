@@ -22,8 +22,8 @@ HeadCache head_cache_rule(double alpha, double beta, int64_t n, int64_t sink, in
   HeadCache h;
   h.cache = (c + block - 1) / block * block;
   h.kept = std::min(n, h.cache);
-  h.sink = std::min(h.cache, sink);
-  h.window = h.cache - h.sink;
+  h.span.sink = std::min(h.cache, sink);
+  h.span.window = h.cache - h.span.sink;
   return h;
 }
 
@@ -119,7 +119,7 @@ bool Plan::check_shape(int64_t layers, int64_t heads, int64_t kv_heads) const {
   return per_kv;
 }
 
-int64_t Plan::row_of(int64_t q_head, const ModelShape& m) const {
+int64_t Plan::row_of(int64_t q_head, const AttentionShape& m) const {
   MOA_CHECK(q_head >= 0 && q_head < m.heads, "query head {} of {}", q_head, m.heads);
   if (heads() == m.heads) return q_head;
   MOA_CHECK(heads() == m.kv_heads, "plan rows {} match neither {} nor {} heads", heads(), m.heads,
@@ -142,13 +142,13 @@ int64_t Plan::kept_tokens(int64_t layer, int64_t row, int64_t n) const {
   return head_cache(layer, row, n).kept;
 }
 int64_t Plan::sink_tokens(int64_t layer, int64_t row, int64_t n) const {
-  return head_cache(layer, row, n).sink;
+  return head_cache(layer, row, n).span.sink;
 }
 int64_t Plan::window_tokens(int64_t layer, int64_t row, int64_t n) const {
-  return head_cache(layer, row, n).window;
+  return head_cache(layer, row, n).span.window;
 }
 
-PlanCaches Plan::caches(const ModelShape& m, int64_t n) const {
+PlanCaches Plan::caches(const AttentionShape& m, int64_t n) const {
   check_shape(m);
   MOA_CHECK(n >= 1, "length {}", n);
   PlanCaches out;
@@ -166,14 +166,14 @@ PlanCaches Plan::caches(const ModelShape& m, int64_t n) const {
   return out;
 }
 
-double Plan::kv_density(const ModelShape& m, int64_t n) const {
+double Plan::kv_density(const AttentionShape& m, int64_t n) const {
   PlanCaches c = caches(m, n);
   long double kept = 0;
   for (const auto& h : c.at) kept += (long double)h.kept;
   return double(kept / ((long double)c.at.size() * (long double)n));
 }
 
-double Plan::stored_density(const ModelShape& m, int64_t n) const {
+double Plan::stored_density(const AttentionShape& m, int64_t n) const {
   PlanCaches c = caches(m, n);
   const int64_t grp = m.heads / m.kv_heads;
   long double kept = 0;
@@ -188,7 +188,7 @@ double Plan::stored_density(const ModelShape& m, int64_t n) const {
   return double(kept / ((long double)(m.layers * m.kv_heads) * (long double)n));
 }
 
-double Plan::prefill_density(const ModelShape& m, int64_t n) const {
+double Plan::prefill_density(const AttentionShape& m, int64_t n) const {
   PlanCaches c = caches(m, n);
   __int128 kept = 0;
   for (const auto& h : c.at) kept += prefill_entries(h.cache, n);

@@ -334,7 +334,7 @@ Plan make_plan(const RuleTables& t, const ParetoPoint& point, const CacheParams&
     plan.set_params(params.sink, params.block, params.min_cache);
   }
   if (!t.model.empty()) plan.set_model(t.model);
-  const ModelShape shape{t.layers, t.heads, t.heads};
+  const AttentionShape shape{t.layers, t.heads, t.heads};
   for (size_t n = 0; n < t.lengths.size(); ++n) {
     double d = plan.kv_density(shape, t.lengths[n]);
     // The plan's own cache rule must give what the optimiser bounded.

@@ -93,7 +93,7 @@ void profile_losses(const Profile& p, const std::vector<ElasticRule>& rules,
   for (int64_t r = 0; r < nr; ++r) {
     hc[size_t(r)] = head_cache_rule(rules[size_t(r)].alpha, rules[size_t(r)].beta, n, cp.sink,
                                     cp.block, cp.min_cache);
-    kx = std::max(kx, (hc[size_t(r)].sink + b - 1) / b);
+    kx = std::max(kx, (hc[size_t(r)].span.sink + b - 1) / b);
   }
   kx = std::min(kx, nb);
   // Query blocks [0, qfull) are full; a partial last block is handled tile by tile.
@@ -121,7 +121,7 @@ void profile_losses(const Profile& p, const std::vector<ElasticRule>& rules,
   const int64_t x0 = kx * b;
   for (int64_t r = 0; r < nr; ++r) {
     RuleFractions& f = fr[size_t(r)];
-    const int64_t s = hc[size_t(r)].sink, w = hc[size_t(r)].window;
+    const int64_t s = hc[size_t(r)].span.sink, w = hc[size_t(r)].span.window;
     f.diag.resize(size_t(nd));
     for (int64_t d = 0; d < nd; ++d) {
       int64_t q0 = x0 + d * b;
@@ -231,8 +231,7 @@ double rule_loss_reference(const Profile& p, int64_t layer, int64_t head, const 
         for (int64_t j = kb * b; j < std::min(n, kb * b + b); ++j) {
           if (j > i) continue;
           ++causal;
-          bool seen = j < hc.sink || i - j < hc.window;
-          if (!seen) ++dropped;
+          if (!hc.span.sees(i, j)) ++dropped;
         }
       }
       sum += std::fabs(double(p.at(layer, head, qb, kb))) * double(dropped) / double(causal);

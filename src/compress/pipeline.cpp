@@ -373,7 +373,7 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
   best.set_lengths(lengths);
   if (!best.model()) best.set_model(model_name);
   best.save(o.out, PlanForm::kExtended);
-  const ModelShape shape{m.cfg.layers, m.cfg.heads, m.cfg.kv_heads};
+  const AttentionShape shape{m.cfg.layers, m.cfg.heads, m.cfg.kv_heads};
   for (int64_t L : o.profile_lengths) res.kv_density[L] = best.kv_density(shape, L);
   for (int64_t L : o.extend_lengths) res.kv_density[L] = best.kv_density(shape, L);
   for (int64_t L : vlengths) res.kv_density[L] = best.kv_density(shape, L);

@@ -100,7 +100,7 @@ ValidationResult validate_plans(const Model& m, const std::vector<NamedPlan>& pl
   for (size_t i = 0; i < plans.size(); ++i) {
     const Plan& plan = plans[i].plan;
     const double v = answer_nll(
-        m, use, [&](int64_t n) { return spec_from_plan(plan, c, n); }, tick);
+        m, use, [&](int64_t n) { return spec_from_plan(plan, c.attention_shape(), n); }, tick);
     r.nll[plans[i].name] = v;
     if (std::isfinite(v) && (r.best.empty() || v < best)) {
       r.best = plans[i].name;

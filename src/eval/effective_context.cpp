@@ -22,7 +22,7 @@ MethodSpan MethodSpan::dense() { return MethodSpan{}; }
 MethodSpan MethodSpan::streaming(double d, int64_t sink) {
   Plan p = Plan::uniform(1, 1, 0.0, d);
   if (sink != p.sink()) p.set_sink(sink);
-  return of_plan(std::move(p), ModelShape{1, 1, 1});
+  return of_plan(std::move(p), AttentionShape{1, 1, 1});
 }
 
 MethodSpan MethodSpan::h2o(double d) {
@@ -32,7 +32,7 @@ MethodSpan MethodSpan::h2o(double d) {
   return s;
 }
 
-MethodSpan MethodSpan::of_plan(Plan p, const ModelShape& shape) {
+MethodSpan MethodSpan::of_plan(Plan p, const AttentionShape& shape) {
   MethodSpan s;
   s.kind = Kind::kPlan;
   s.shape = shape;
@@ -46,7 +46,7 @@ double MethodSpan::mean_span(int64_t n) const {
     case Kind::kDense:
       return double(n);
     case Kind::kH2O:
-      // AttentionSpec::h2o_budget: heavy hitters + recent window per KV head.
+      // H2oBudget::at_density: heavy hitters + recent window per KV head.
       return double(std::clamp<int64_t>(int64_t(std::ceil(density * double(n))), 2, n));
     case Kind::kPlan: {
       const PlanCaches c = plan->caches(shape, n);

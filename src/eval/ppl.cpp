@@ -43,12 +43,12 @@ std::vector<ScoredSequence> answer_sequences(const std::vector<TokenizedSample>&
 
 double PplResult::ppl() const { return std::exp(nll()); }
 
-void sequence_nll(const Model& m, const AttentionSpec& spec, const ScoredSequence& s,
+void sequence_nll(const Model& m, const CacheSpec& spec, const ScoredSequence& s,
                   std::vector<double>& nll) {
   const int64_t T = int64_t(s.ids.size()), V = m.cfg.vocab, C = m.cfg.hidden;
   MOA_CHECK(s.from >= 1 && s.from < T, "from {} T {}", s.from, T);
   Session session(m, spec);
-  if (spec.h2o) {
+  if (spec.is_h2o()) {
     std::vector<int32_t> prefix(s.ids.begin(), s.ids.begin() + s.from);
     std::vector<float> lg = session.prefill(prefix);
     for (int64_t t = s.from; t < T; ++t) {

@@ -160,7 +160,7 @@ std::map<int64_t, double> accuracy_by_length(const nlohmann::json& r, bool* in_t
 }
 
 void attach_spans(std::vector<RunRecord>& runs, const Plan* fallback,
-                  const std::optional<ModelShape>& shape) {
+                  const std::optional<AttentionShape>& shape) {
   for (auto& r : runs) {
     if (r.method == "dense") {
       r.span = MethodSpan::dense();
@@ -176,7 +176,7 @@ void attach_spans(std::vector<RunRecord>& runs, const Plan* fallback,
         plan = *fallback;
       }
       if (!plan) continue;
-      ModelShape s = shape.value_or(ModelShape{plan->layers(), plan->heads(), plan->heads()});
+      AttentionShape s = shape.value_or(AttentionShape{plan->layers(), plan->heads(), plan->heads()});
       plan->check_shape(s);
       r.span = MethodSpan::of_plan(*plan, s);
       if (!r.density) {
@@ -257,7 +257,7 @@ std::vector<BenchRecord> load_bench(const std::filesystem::path& path) {
   return b;
 }
 
-SpanMap plan_span_map(const Plan& plan, const ModelShape& shape, int64_t n, std::string title) {
+SpanMap plan_span_map(const Plan& plan, const AttentionShape& shape, int64_t n, std::string title) {
   SpanMap m;
   const PlanCaches c = plan.caches(shape, n);
   m.layers = c.layers;

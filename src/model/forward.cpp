@@ -116,25 +116,26 @@ void silu_mul(float* gate, const float* up, int64_t n) {
 
 }  // namespace
 
-Session::Session(const Model& model, const AttentionSpec& spec, int64_t batch)
-    : model_(model), rope_(model.cfg, spec.n_ctx) {
+Session::Session(const Model& model, const CacheSpec& spec, int64_t batch)
+    : model_(model), rope_(model.cfg, spec.n_ctx()) {
   MOA_CHECK(batch >= 1);
-  caches_.reserve(size_t(batch));
-  for (int64_t b = 0; b < batch; ++b) caches_.emplace_back(spec);
   const ModelConfig& c = model.cfg;
-  MOA_CHECK(spec.layers == c.layers && spec.heads == c.heads && spec.kv_heads == c.kv_heads &&
-            spec.head_dim == c.head_dim);
+  const AttentionSpec& a = spec.attn;
+  MOA_CHECK(a.layers == c.layers && a.heads == c.heads && a.kv_heads == c.kv_heads &&
+            a.head_dim == c.head_dim);
+  caches_.reserve(size_t(batch));
+  for (int64_t b = 0; b < batch; ++b) caches_.push_back(make_cache(spec));
 }
 
 int64_t Session::kv_bytes() const {
   int64_t n = 0;
-  for (auto& c : caches_) n += c.bytes();
+  for (auto& c : caches_) n += c->bytes();
   return n;
 }
 
 std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector<float>* hidden_out,
                                     int64_t seq) {
-  KvCache& kc = caches_[size_t(seq)];
+  KvCache& kc = *caches_[size_t(seq)];
   const ModelConfig& c = model_.cfg;
   const int64_t T = int64_t(ids.size()), C = c.hidden, F = c.intermediate, H = c.heads,
                 G = c.kv_heads, QD = c.q_dim(), KD = c.kv_dim();
@@ -149,7 +150,7 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
   std::vector<float> q(size_t(T * QD)), k(size_t(T * KD)), v(size_t(T * KD)), att(size_t(T * QD));
   std::vector<float> tmp(size_t(std::min(T, kRowChunk) * std::max(C, F)));
   std::vector<float> up(size_t(std::min(T, kRowChunk) * F));
-  std::vector<float> col_sums(kc.h2o() ? static_cast<size_t>(H * T) : 0);  // (H, T)
+  std::vector<float> col_sums(kc.wants_col_sums() ? static_cast<size_t>(H * T) : 0);  // (H, T)
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.layers[size_t(l)];
     rms_norm(x.data(), L.attn_norm.data(), T, C, c.rms_eps, xn.data());
@@ -159,8 +160,8 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
     rope_.apply(q.data(), T, H, 0);
     rope_.apply(k.data(), T, G, 0);
     attention_prefill(kc.spec(), l, q.data(), k.data(), v.data(), T, att.data(),
-                      kc.h2o() ? col_sums.data() : nullptr);
-    kc.store_prefill(l, T, k.data(), v.data(), kc.h2o() ? col_sums.data() : nullptr);
+                      col_sums.empty() ? nullptr : col_sums.data());
+    kc.store_prefill(l, T, k.data(), v.data(), col_sums.empty() ? nullptr : col_sums.data());
     for (int64_t r0 = 0; r0 < T; r0 += kRowChunk) {
       const int64_t n = std::min(kRowChunk, T - r0);
       matmul(&att[size_t(r0 * QD)], L.wo, L.bo.empty() ? nullptr : L.bo.data(), n, tmp.data());
@@ -189,7 +190,7 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
 void Session::fill_synthetic(int64_t T, uint32_t seed) {
   const ModelConfig& c = model_.cfg;
   const int64_t KD = c.kv_dim(), H = c.heads;
-  MOA_CHECK(T > 0 && T <= caches_[0].spec().n_ctx, "T {} n_ctx {}", T, caches_[0].spec().n_ctx);
+  MOA_CHECK(T > 0 && T <= caches_[0]->spec().n_ctx, "T {} n_ctx {}", T, caches_[0]->spec().n_ctx);
   // One buffer of unit-normal K/V (RoPE'd keys have that scale after the projections) and one of
   // H2O column sums, shared by every layer and sequence: generating them is the slow part.
   std::mt19937 rng(seed);
@@ -198,12 +199,13 @@ void Session::fill_synthetic(int64_t T, uint32_t seed) {
   for (auto& f : k) f = normal(rng);
   for (auto& f : v) f = normal(rng);
   std::vector<float> col_sums;
-  if (caches_[0].h2o()) {
+  if (caches_[0]->wants_col_sums()) {
     std::uniform_real_distribution<float> mass(0.f, 1.f);
     col_sums.resize(size_t(H * T));
     for (auto& f : col_sums) f = mass(rng);
   }
-  for (KvCache& kc : caches_) {
+  for (auto& cache : caches_) {
+    KvCache& kc = *cache;
     MOA_CHECK(kc.length() == 0, "fill into a used cache");
     for (int64_t l = 0; l < c.layers; ++l) {
       kc.store_prefill(l, T, k.data(), v.data(), col_sums.empty() ? nullptr : col_sums.data());
@@ -220,7 +222,7 @@ std::vector<float> Session::decode_batch(const std::vector<int32_t>& ids) {
   // x: (B, C) residual stream, one row per sequence
   std::vector<float> x(static_cast<size_t>(B * C));
   for (int64_t b = 0; b < B; ++b) {
-    const KvCache& kc = caches_[size_t(b)];
+    const KvCache& kc = *caches_[size_t(b)];
     MOA_CHECK(kc.length() < kc.spec().n_ctx, "decode at {} beyond the cache's {} positions",
               kc.length(), kc.spec().n_ctx);
     MOA_CHECK(ids[size_t(b)] >= 0 && ids[size_t(b)] < c.vocab, "token id {}", ids[size_t(b)]);
@@ -237,12 +239,12 @@ std::vector<float> Session::decode_batch(const std::vector<int32_t>& ids) {
     matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), B, k.data());
     matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), B, v.data());
     for (int64_t b = 0; b < B; ++b) {
-      KvCache& kc = caches_[size_t(b)];
+      KvCache& kc = *caches_[size_t(b)];
       const int64_t p = kc.length();
       rope_.apply(&q[size_t(b * QD)], 1, H, p);
       rope_.apply(&k[size_t(b * KD)], 1, G, p);
       kc.store(l, p, &k[size_t(b * KD)], &v[size_t(b * KD)]);
-      attention_decode(kc, l, &q[size_t(b * QD)], p, &att[size_t(b * QD)]);
+      kc.attend(l, &q[size_t(b * QD)], p, &att[size_t(b * QD)]);
     }
     matmul(att.data(), L.wo, L.bo.empty() ? nullptr : L.bo.data(), B, tmp.data());
     for (int64_t i = 0; i < B * C; ++i) x[size_t(i)] += tmp[size_t(i)];
@@ -253,7 +255,7 @@ std::vector<float> Session::decode_batch(const std::vector<int32_t>& ids) {
     matmul(gate.data(), L.w_down, L.b_down.empty() ? nullptr : L.b_down.data(), B, tmp.data());
     for (int64_t i = 0; i < B * C; ++i) x[size_t(i)] += tmp[size_t(i)];
   }
-  for (auto& kc : caches_) kc.set_length(kc.length() + 1);
+  for (auto& kc : caches_) kc->set_length(kc->length() + 1);
   rms_norm(x.data(), model_.final_norm.data(), B, C, c.rms_eps, xn.data());
   std::vector<float> logits(static_cast<size_t>(B * c.vocab));
   compute_logits(model_, xn.data(), B, logits.data());

@@ -35,10 +35,10 @@ double median(std::vector<double> v) {
 
 // The largest batch whose caches and per-sequence decode buffers fit `gib` GiB next to what is
 // resident now (the weights), keeping a fixed reserve for the prefill/fill working set.
-int64_t fit_batch(const ModelConfig& c, const AttentionSpec& spec, double gib, const std::string& dir) {
+int64_t fit_batch(const ModelConfig& c, const CacheSpec& spec, double gib, const std::string& dir) {
   const int64_t budget = int64_t(gib * double(1LL << 30));
   const int64_t reserve = int64_t(512) << 20;
-  const int64_t per_seq = KvCache::bytes_for(spec) +
+  const int64_t per_seq = cache_bytes(spec) +
                           4 * (c.vocab + 4 * c.hidden + 3 * c.intermediate + c.q_dim() + 2 * c.kv_dim());
   const int64_t free = budget - current_rss_bytes() - reserve;
   if (free < per_seq) {
@@ -69,7 +69,7 @@ void run(const BenchOptions& in) {
   // What each sequence is prefilled with: the ctx tokens, or one token when only prefill speed
   // (of --prefill tokens, in a separate session) and decode from the start are measured.
   const std::vector<int32_t> context = o.ctx > 0 ? ids : std::vector<int32_t>{ids[0]};
-  AttentionSpec spec = make_attention_spec(c, n_ctx, o.attn);
+  CacheSpec spec = make_cache_spec(c.attention_shape(), n_ctx, o.attn);
   if (o.fit_gib > 0) o.batch = fit_batch(c, spec, o.fit_gib, o.dir);
   std::vector<double> pre, dec;
   int64_t kv_bytes = 0;

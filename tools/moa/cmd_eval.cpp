@@ -90,7 +90,7 @@ void run(const EvalOptions& o, bool passkey) {
   auto run_one = [&](const AttentionOptions& a, const std::string& label) {
     auto t0 = std::chrono::steady_clock::now();
     auto r = eval_retrieval(model, *tok, items, o.max_new,
-                            [&](int64_t n_ctx) { return make_attention_spec(model.cfg, n_ctx, a); },
+                            [&](int64_t n_ctx) { return make_cache_spec(model.cfg.attention_shape(), n_ctx, a); },
                             [&](int64_t done, int64_t total) {
                               const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                               if (tty || done == total || done % 20 == 0) {
@@ -179,7 +179,7 @@ void run_ppl(const PplOptions& o) {
   auto run_one = [&](const AttentionOptions& a, const std::string& label) {
     auto t0 = std::chrono::steady_clock::now();
     int64_t seen = 0;
-    return eval_ppl(model, seqs, [&](int64_t n) { return make_attention_spec(model.cfg, n, a); },
+    return eval_ppl(model, seqs, [&](int64_t n) { return make_cache_spec(model.cfg.attention_shape(), n, a); },
                     [&](int64_t done, int64_t total) {
                       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                       if (tty || done == total || ++seen % 20 == 0) {

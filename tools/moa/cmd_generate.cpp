@@ -45,7 +45,7 @@ void run(const GenerateOptions& o) {
                   model.cfg.vocab);
     }
   }
-  Session session(model, make_attention_spec(model.cfg, n_ctx, o.attn));
+  Session session(model, make_cache_spec(model.cfg.attention_shape(), n_ctx, o.attn));
   Sampler sampler(o.temp, o.top_p, o.seed);
   auto eos = tok->eos_ids();
   auto t0 = std::chrono::steady_clock::now();
@@ -73,7 +73,7 @@ void run(const GenerateOptions& o) {
   auto t2 = std::chrono::steady_clock::now();
   // What a dense cache of the same N would hold: kv_bytes / this is the stored KV density that
   // `moa plan check` reports (stored_density) for this N.
-  const int64_t dense_kv = dense_kv_bytes(model.cfg, n_ctx);
+  const int64_t dense_kv = dense_kv_bytes(model.cfg.attention_shape(), n_ctx);
   const double pre_s = std::chrono::duration<double>(t1 - t0).count();
   const double dec_s = std::chrono::duration<double>(t2 - t1).count();
   std::fprintf(stderr,

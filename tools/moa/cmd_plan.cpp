@@ -30,7 +30,7 @@ void run_plan_check(const PlanCheckOptions& o) {
                                           ? std::filesystem::path(o.model_dir) / "config.json"
                                           : std::filesystem::path(o.config);
   ModelConfig cfg = ModelConfig::load(config_path);
-  ModelShape shape{cfg.layers, cfg.heads, cfg.kv_heads};
+  AttentionShape shape{cfg.layers, cfg.heads, cfg.kv_heads};
   Plan plan = Plan::load(o.plan);
   if (o.sink >= 0) {
     if (o.sink >= plan.min_cache()) {

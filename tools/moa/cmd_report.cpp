@@ -68,11 +68,11 @@ void run(const ReportOptions& o) {
     in.bench.insert(in.bench.end(), b.begin(), b.end());
     in.sources.push_back("bench: " + f);
   }
-  std::optional<ModelShape> shape;
+  std::optional<AttentionShape> shape;
   int64_t max_position = 0;
   if (!o.dir.empty()) {
     const ModelConfig c = ModelConfig::load(std::filesystem::path(o.dir) / "config.json");
-    shape = ModelShape{c.layers, c.heads, c.kv_heads};
+    shape = AttentionShape{c.layers, c.heads, c.kv_heads};
     max_position = c.max_position;
     in.sources.push_back("model: " + o.dir);
   }
@@ -94,7 +94,7 @@ void run(const ReportOptions& o) {
       if (tokens && !acc.empty()) n = std::max(n, acc.rbegin()->first);
     }
     if (n <= 0) n = max_position > 0 ? max_position : 8192;
-    const ModelShape s = shape.value_or(ModelShape{plan->layers(), plan->heads(), plan->heads()});
+    const AttentionShape s = shape.value_or(AttentionShape{plan->layers(), plan->heads(), plan->heads()});
     in.spans = plan_span_map(*plan, s, n,
                              fmt::format("{}: tokens kept per head at N = {}",
                                          std::filesystem::path(o.plan).filename().string(), n));

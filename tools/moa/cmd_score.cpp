@@ -10,6 +10,7 @@
 #include "moa/error.h"
 #include "moa/file_io.h"
 #include "moa/forward.h"
+#include "moa/ppl.h"
 #include "moa/tokenizer.h"
 
 namespace moa::cli {
@@ -57,28 +58,8 @@ void run(const ScoreOptions& o) {
     input_error("{}: text of {} tokens exceeds the model's context of {} (max_position_embeddings)",
                 o.file.empty() ? o.ids_file : o.file, T, model.cfg.max_position);
   }
-  AttentionSpec spec = make_attention_spec(model.cfg, T, o.attn);
-  Session session(model, spec);
-  const int64_t C = model.cfg.hidden, V = model.cfg.vocab, chunk = 256;
   std::vector<double> nll;
-  if (spec.h2o) {
-    // H2O evicts by the attention of earlier queries, so each token is predicted from the cache
-    // as generation would leave it: one token at a time (the first K tokens as one prefill).
-    std::vector<int32_t> prefix(ids.begin(), ids.begin() + o.from);
-    std::vector<float> lg = session.prefill(prefix);
-    for (int64_t t = o.from; t < T; ++t) {
-      nll.push_back(token_nll(lg.data(), V, ids[size_t(t)]));
-      if (t + 1 < T) lg = session.decode(ids[size_t(t)]);
-    }
-  }
-  std::vector<float> hidden;
-  if (!spec.h2o) session.prefill(ids, &hidden);
-  std::vector<float> logits(spec.h2o ? 0 : static_cast<size_t>(chunk * V));
-  for (int64_t r0 = o.from - 1; !spec.h2o && r0 < T - 1; r0 += chunk) {
-    const int64_t n = std::min(chunk, T - 1 - r0);
-    compute_logits(model, &hidden[size_t(r0 * C)], n, logits.data());
-    for (int64_t r = 0; r < n; ++r) nll.push_back(token_nll(&logits[size_t(r * V)], V, ids[size_t(r0 + r + 1)]));
-  }
+  sequence_nll(model, make_cache_spec(model.cfg.attention_shape(), T, o.attn), {ids, o.from}, nll);
   double mean = 0;
   for (double x : nll) mean += x;
   mean /= double(nll.size());

@@ -20,7 +20,7 @@ void add_attention_options(CLI::App& app, AttentionOptions& o) {
   app.add_option("--plan", o.plan, "MoA plan JSON (reference or moa-plan/1 form)");
   app.add_option("--streaming", o.streaming, "StreamingLLM: uniform span giving this KV density");
   app.add_option("--h2o", o.h2o, "H2O: heavy hitters + recent window at this KV budget");
-  app.add_option("--sink", o.sink, "sink tokens per head (default 64)");
+  app.add_option("--sink", o.sink, "sink tokens per head (default: the plan's own; 64 for --streaming)");
 }
 
 void add_threads_option(CLI::App& app, int& threads) {
@@ -50,13 +50,13 @@ void add_solver_options(CLI::App& app, ChoiceSolver& solver, int64_t& node_limit
       ->check(CLI::NonNegativeNumber);
 }
 
-AttentionSpec make_attention_spec(const ModelConfig& c, int64_t n_ctx, const AttentionOptions& o) {
+CacheSpec make_cache_spec(const AttentionShape& shape, int64_t n_ctx, const AttentionOptions& o) {
   int chosen = int(!o.plan.empty()) + int(o.streaming >= 0) + int(o.h2o >= 0);
   if (chosen > 1) input_error("--plan, --streaming and --h2o are exclusive; choose one");
-  if (chosen == 0) return AttentionSpec::dense(c.layers, c.heads, c.kv_heads, c.head_dim, n_ctx);
+  if (chosen == 0) return AttentionSpec::dense(shape, n_ctx);
   if (o.h2o >= 0) {
     if (!(o.h2o > 0 && o.h2o <= 1)) input_error("--h2o {}: expected a KV density in (0, 1]", o.h2o);
-    return AttentionSpec::h2o_budget(c.layers, c.heads, c.kv_heads, c.head_dim, n_ctx, o.h2o);
+    return CacheSpec::h2o_at_density(shape, n_ctx, o.h2o);
   }
   Plan plan;
   if (!o.plan.empty()) {
@@ -65,10 +65,11 @@ AttentionSpec make_attention_spec(const ModelConfig& c, int64_t n_ctx, const Att
     if (!(o.streaming > 0 && o.streaming <= 1)) {
       input_error("--streaming {}: expected a KV density in (0, 1]", o.streaming);
     }
-    plan = Plan::uniform(c.layers, c.heads, 0.0, o.streaming);
+    plan = Plan::uniform(shape.layers, shape.heads, 0.0, o.streaming);
   }
-  if (o.sink != plan.sink()) plan.set_sink(o.sink);
-  return spec_from_plan(plan, c, n_ctx);
+  // A plan file states its own sink; --sink overrides it only when given.
+  if (o.sink && *o.sink != plan.sink()) plan.set_sink(*o.sink);
+  return spec_from_plan(plan, shape, n_ctx);
 }
 
 std::string read_prompt(const std::string& text, const std::string& file) {

@@ -5,10 +5,11 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "moa/kv_cache.h"
+#include "moa/attention_spec.h"
 #include "moa/model.h"
 #include "moa/optimizer.h"
 #include "moa/plan.h"
@@ -19,7 +20,7 @@ struct AttentionOptions {
   std::string plan;        // --plan FILE
   double streaming = -1;   // --streaming D
   double h2o = -1;         // --h2o D
-  int64_t sink = kPlanSink;  // --sink N
+  std::optional<int64_t> sink;  // --sink N; unset = the plan's own sink (64 for --streaming)
 };
 
 void add_attention_options(CLI::App& app, AttentionOptions& o);
@@ -30,8 +31,9 @@ void add_solver_options(CLI::App& app, ChoiceSolver& solver, int64_t& node_limit
 void add_dtype_option(CLI::App& app, std::string& dtype);
 DType checkpoint_dtype(const std::string& dtype);
 
-// The spec for a model at n_ctx positions (prompt + generation budget) under the chosen attention.
-AttentionSpec make_attention_spec(const ModelConfig& cfg, int64_t n_ctx, const AttentionOptions& o);
+// The cache of one sequence of n_ctx positions (prompt + generation budget) under the chosen
+// attention. The model enters only as its attention shape.
+CacheSpec make_cache_spec(const AttentionShape& shape, int64_t n_ctx, const AttentionOptions& o);
 
 // -p TEXT or -f FILE (exactly one); InputError otherwise.
 std::string read_prompt(const std::string& text, const std::string& file);

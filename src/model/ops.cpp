@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "moa/backward.h"
+#include "moa/ops.h"
 #include "moa/forward.h"
 #include "moa/error.h"
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "attention/attention_tiles.h"
-#include "moa/backward.h"
+#include "moa/attention.h"
 #include "moa/error.h"
 
 namespace moa {
@@ -71,7 +71,7 @@ void attention_backward(const AttentionSpec& spec, int64_t layer, const float* q
         const int64_t g = h / grp, i0 = qt * tile, bq = std::min(tile, T - i0);
         for (int64_t kt = 0; kt <= qt; ++kt) {
           const int64_t j0 = kt * tile, bk = std::min(tile, T - j0);
-          if (!tile_visible(sp, i0, i0 + bq, j0, j0 + bk)) continue;
+          if (!sp.sees_any(i0, i0 + bq, j0, j0 + bk)) continue;
           probs(sp, h, i0, bq, j0, bk, P.data(), dS.data());
           // dq (bq, D) += scale * dS (bq, bk) K (bk, D)
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(bq), int(D), int(bk), scale,
@@ -94,7 +94,7 @@ void attention_backward(const AttentionSpec& spec, int64_t layer, const float* q
           const HeadSpan& sp = spec.span(layer, h);
           for (int64_t qt = kt; qt < nt; ++qt) {
             const int64_t i0 = qt * tile, bq = std::min(tile, T - i0);
-            if (!tile_visible(sp, i0, i0 + bq, j0, j0 + bk)) {
+            if (!sp.sees_any(i0, i0 + bq, j0, j0 + bk)) {
               if (j0 >= sp.sink) break;  // band only: later query tiles are even further away
               continue;
             }
