@@ -7,12 +7,12 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "moa/calib.h"
-#include "moa/calib_set.h"
-#include "moa/model.h"
-#include "moa/profiler.h"
-#include "moa/tasks.h"
-#include "moa/tokenizer.h"
+#include "moa/data/calib.h"
+#include "moa/compress/calib_set.h"
+#include "moa/model/model.h"
+#include "moa/compress/profiler.h"
+#include "moa/data/tasks.h"
+#include "moa/tokenizer/tokenizer.h"
 
 namespace moa {
 namespace {
@@ -46,7 +46,7 @@ TEST(ShippedModel, TileAblationsFollowTheProfile) {
   std::printf("moa-tiny, 30 droppable tiles, 64 prompts of 512 tokens: Spearman %.3f (entry sum), "
               "%.3f (tile-joint)\n", r.spearman, r.spearman_joint);
   // The tile-joint estimate (`--influence tile`): >= 0.84 on each of three draws of tiles. The
-  // DESIGN.md entry sum is printed, not asserted: 0.63 on this draw, 0.84 and 1.00 on two others.
+  // docs/ARCHITECTURE.md entry sum is printed, not asserted: 0.63 on this draw, 0.84 and 1.00 on two others.
   EXPECT_GE(r.spearman_joint, 0.8);
 }
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "moa/attention_spec.h"
+#include "moa/attention/attention_spec.h"
 
 namespace moa::test {
 

@@ -1,4 +1,4 @@
-#include "moa/attention.h"
+#include "moa/attention/attention.h"
 
 #include <omp.h>
 
@@ -9,8 +9,8 @@
 
 #include "attention/decode_group.h"
 #include "attention/simd.h"
-#include "moa/error.h"
-#include "moa/kv_cache.h"
+#include "moa/core/error.h"
+#include "moa/attention/kv_cache.h"
 
 namespace moa {
 

@@ -3,7 +3,7 @@
 // recomputes the probabilities tile by tile.
 // Tiles are multiplied with sgemm (OpenBLAS runs single-threaded inside our OpenMP regions).
 //
-// Mask (DESIGN.md): query i sees key j iff j <= i and (j < sink_h or i - j < window_h), per
+// Mask (docs/ARCHITECTURE.md): query i sees key j iff j <= i and (j < sink_h or i - j < window_h), per
 // (layer, query head); GQA: query head h reads KV head h / (H / G).
 #include <cblas.h>
 #include <omp.h>
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "attention/attention_tiles.h"
-#include "moa/attention.h"
-#include "moa/error.h"
+#include "moa/attention/attention.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

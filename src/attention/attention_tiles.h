@@ -9,8 +9,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "moa/error.h"
-#include "moa/attention_spec.h"
+#include "moa/core/error.h"
+#include "moa/attention/attention_spec.h"
 
 namespace moa::tiles {
 

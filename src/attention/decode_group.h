@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "moa/attention_spec.h"
+#include "moa/attention/attention_spec.h"
 
 namespace moa::detail {
 

@@ -1,11 +1,11 @@
-#include "moa/h2o_cache.h"
+#include "moa/attention/h2o_cache.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "attention/decode_group.h"
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

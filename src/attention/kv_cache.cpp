@@ -1,12 +1,12 @@
-#include "moa/kv_cache.h"
+#include "moa/attention/kv_cache.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "moa/attention.h"
-#include "moa/error.h"
-#include "moa/h2o_cache.h"
+#include "moa/attention/attention.h"
+#include "moa/core/error.h"
+#include "moa/attention/h2o_cache.h"
 
 namespace moa {
 

@@ -1,10 +1,10 @@
-#include "moa/calib_set.h"
+#include "moa/compress/calib_set.h"
 
 #include <random>
 
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "model/unicode.h"
+#include "moa/core/error.h"
+#include "moa/model/generate.h"
+#include "moa/tokenizer/unicode.h"
 
 namespace moa {
 
@@ -111,7 +111,7 @@ std::vector<nlohmann::json> make_calibration_set(const Model& m, const Tokenizer
       row["prompt_tokens"] = a.prompt_tokens;
       row["answer_tokens"] = int64_t(tok.encode(a.text, false).size());
       row["length"] = L;
-      row["model_correct"] = a.answer == row["expected_number"].get<int64_t>();
+      row["model_correct"] = first_integer(a.text) == row["expected_number"].get<int64_t>();
       rows.push_back(std::move(row));
       if (progress) progress(int64_t(rows.size()), total);
     }

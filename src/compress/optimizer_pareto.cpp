@@ -1,4 +1,4 @@
-// The epsilon-constraint sweep over the per-length losses (DESIGN.md, "Optimizer"), and plans.
+// The epsilon-constraint sweep over the per-length losses (docs/ARCHITECTURE.md, "Optimizer"), and plans.
 #include <omp.h>
 
 #include <algorithm>
@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "moa/error.h"
-#include "moa/optimizer.h"
+#include "moa/core/error.h"
+#include "moa/compress/optimizer.h"
 
 namespace moa {
 

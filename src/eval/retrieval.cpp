@@ -2,10 +2,10 @@
 #include <cmath>
 #include <fstream>
 
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "moa/forward.h"
-#include "moa/tasks.h"
+#include "moa/core/error.h"
+#include "moa/eval/eval.h"
+#include "moa/model/forward.h"
+#include "moa/data/tasks.h"
 
 namespace moa {
 
@@ -53,40 +53,6 @@ std::vector<RetrievalItem> load_retrieval_jsonl(const std::filesystem::path& pat
   return items;
 }
 
-GreedyAnswer greedy_answer(const Model& m, const Tokenizer& tok, const std::string& prompt,
-                           int64_t max_new, const SpecFactory& spec) {
-  std::vector<int32_t> ids = tok.encode(prompt, true);
-  GreedyAnswer a;
-  a.prompt_tokens = int64_t(ids.size());
-  const int64_t n_ctx = a.prompt_tokens + max_new;
-  if (n_ctx > m.cfg.max_position) {
-    input_error("prompt of {} tokens + {} to generate exceeds the model's context of {} "
-                "(max_position_embeddings)", ids.size(), max_new, m.cfg.max_position);
-  }
-  Session s(m, spec(n_ctx));
-  std::vector<float> logits = s.prefill(ids);
-  a.kv_bytes = s.kv_bytes();
-  const auto eos = tok.eos_ids();
-  const int64_t tok_vocab = std::min<int64_t>(tok.vocab_size(), m.cfg.vocab);
-  int32_t prev = ids.back();
-  bool digit = false;
-  for (int64_t i = 0; i < max_new; ++i) {
-    const int32_t next = int32_t(std::max_element(logits.begin(), logits.begin() + tok_vocab) - logits.begin());
-    if (std::find(eos.begin(), eos.end(), next) != eos.end()) break;
-    std::string piece = tok.token_bytes(next, prev);
-    prev = next;
-    a.text += piece;
-    for (char c : piece) {
-      if (c >= '0' && c <= '9') digit = true;
-    }
-    // The answer ends with its line, or with the sentence (passkey) or the bracket (LongEval).
-    if (digit && piece.find_first_of("\n.>") != std::string::npos) break;
-    if (i + 1 < max_new) logits = s.decode(next);
-  }
-  a.answer = first_integer(a.text);
-  return a;
-}
-
 namespace {
 std::string depth_bucket_name(int64_t k) {
   return fmt::format("{:.1f}-{:.1f}", 0.2 * double(k), 0.2 * double(k + 1));
@@ -120,7 +86,8 @@ RetrievalResult eval_retrieval(const Model& m, const Tokenizer& tok,
   for (size_t i = 0; i < items.size(); ++i) {
     const auto& it = items[i];
     GreedyAnswer a = greedy_answer(m, tok, it.prompt, max_new, spec);
-    const bool ok = a.answer == it.expected;
+    const int64_t answer = first_integer(a.text);
+    const bool ok = answer == it.expected;
     r.n += 1;
     r.correct += ok;
     auto& bl = r.by_lines[it.num_lines];
@@ -137,7 +104,7 @@ RetrievalResult eval_retrieval(const Model& m, const Tokenizer& tok,
     t.first += double(a.prompt_tokens);
     t.second += 1;
     r.mean_kv_bytes += double(a.kv_bytes);
-    r.answers.push_back(a.answer);
+    r.answers.push_back(answer);
     if (progress) progress(int64_t(i + 1), int64_t(items.size()));
   }
   for (const auto& [k, v] : tokens) r.mean_prompt_tokens[k] = v.first / double(v.second);

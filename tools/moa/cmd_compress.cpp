@@ -1,12 +1,12 @@
 // moa compress: calibration set, profiles, Pareto plans, validation — one command, each stage
-// saved in the work directory and reused when re-run (see include/moa/pipeline.h).
+// saved in the work directory and reused when re-run (see include/moa/compress/pipeline.h).
 #include <cstdio>
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/forward.h"
-#include "moa/pipeline.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/compress/pipeline.h"
 
 namespace moa::cli {
 namespace {
@@ -60,7 +60,7 @@ void setup(CLI::App& app) {
   app.add_option("--grid", o->c.grid, "epsilon grid points per secondary objective");
   add_solver_options(app, o->c.solver, o->c.node_limit, o->c.cbc_seconds);
   app.add_option("--influence", o->c.influence,
-                 "profile tiles: entry (sum of per-entry E, DESIGN.md; default) or tile (each tile's "
+                 "profile tiles: entry (sum of per-entry E, docs/ARCHITECTURE.md; default) or tile (each tile's "
                  "entries removed together)")
       ->transform(CLI::CheckedTransformer(std::map<std::string, InfluenceKind>{
           {"entry", InfluenceKind::kEntry}, {"tile", InfluenceKind::kTile}}));

@@ -9,11 +9,11 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/calib.h"
-#include "moa/error.h"
-#include "moa/forward.h"
-#include "moa/profiler.h"
-#include "moa/tokenizer.h"
+#include "moa/data/calib.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/compress/profiler.h"
+#include "moa/tokenizer/tokenizer.h"
 
 namespace moa::cli {
 namespace {
@@ -210,7 +210,7 @@ void setup(CLI::App& app) {
                  "stop after K samples of this run, checkpointed (resume later)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--influence", o->influence,
-                 "what a tile holds: entry (sum of per-entry E, DESIGN.md; default) or tile (the "
+                 "what a tile holds: entry (sum of per-entry E, docs/ARCHITECTURE.md; default) or tile (the "
                  "tile's entries removed together, per row)")
       ->check(CLI::IsMember({"entry", "tile"}));
   app.add_flag("--fresh", o->fresh, "start over, ignoring the partial checkpoint beside --out");

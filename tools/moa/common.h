@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "moa/attention_spec.h"
-#include "moa/model.h"
-#include "moa/optimizer.h"
-#include "moa/plan.h"
+#include "moa/attention/attention_spec.h"
+#include "moa/model/model.h"
+#include "moa/compress/optimizer.h"
+#include "moa/attention/plan.h"
 
 namespace moa::cli {
 

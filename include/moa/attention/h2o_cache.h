@@ -1,0 +1,52 @@
+// H2O (Zhang et al. 2023) as a cache policy: per KV head, `heavy` slots kept by the attention they
+// have accumulated (summed over the group's query heads) plus the `recent` most recent positions.
+// The prompt is attended densely; its column sums pick the first heavy hitters, and every decode
+// step adds its probabilities to the scores. A full cache evicts the lowest score outside the
+// recent window (ties: the oldest position).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "moa/attention/kv_cache.h"
+
+namespace moa {
+
+class H2oCache : public KvCache {
+ public:
+  explicit H2oCache(const CacheSpec& spec);
+
+  bool wants_col_sums() const override { return true; }
+  void store_prefill(int64_t layer, int64_t T, const float* k, const float* v,
+                     const float* col_sums) override;
+  void store(int64_t layer, int64_t pos, const float* k_row, const float* v_row) override;
+  void attend(int64_t layer, const float* q, int64_t pos, float* out) override;
+  int64_t bytes() const override { return int64_t(data_.size() * sizeof(float)); }
+  static int64_t bytes_for(const CacheSpec& spec);
+
+  const H2oBudget& budget() const { return *spec_.h2o; }
+  int64_t capacity() const { return budget().slots(); }  // slots per (layer, KV head)
+  // Per (layer, KV head): filled slots and the position each slot holds.
+  int64_t filled(int64_t layer, int64_t g) const { return filled_[index(layer, g)]; }
+  const int64_t* positions(int64_t layer, int64_t g) const {
+    return &slot_pos_[index(layer, g) * size_t(capacity())];
+  }
+  // Per (layer, query head): the accumulated attention of each slot of its KV head.
+  float* scores(int64_t layer, int64_t h) {
+    return &slot_score_[(size_t(layer) * size_t(spec().heads) + size_t(h)) * size_t(capacity())];
+  }
+  // k/v: (capacity, D) for one (layer, KV head).
+  float* k(int64_t layer, int64_t g) {
+    return data_.data() + index(layer, g) * size_t(2 * capacity() * spec().head_dim);
+  }
+  float* v(int64_t layer, int64_t g) { return k(layer, g) + capacity() * spec().head_dim; }
+
+ private:
+  size_t index(int64_t layer, int64_t g) const { return size_t(layer * spec().kv_heads + g); }
+  float group_score(int64_t layer, int64_t g, int64_t slot);
+  std::vector<float> data_;
+  std::vector<int64_t> slot_pos_, filled_;
+  std::vector<float> slot_score_;
+};
+
+}  // namespace moa
