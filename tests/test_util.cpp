@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <system_error>
 #include <vector>
@@ -81,6 +82,15 @@ std::filesystem::path temp_dir(const std::string& name) {
   return ::testing::AssertionFailure()
          << "first bad index " << first_bad << ": " << a[first_bad] << " vs " << b[first_bad]
          << ", max abs error " << max_err << " (rtol " << rtol << ", atol " << atol << ")";
+}
+
+uint64_t draw_seed() {
+  const uint64_t seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::printf("%s.%s: random seed %llu\n", info ? info->test_suite_name() : "?",
+              info ? info->name() : "?", (unsigned long long)seed);
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  return seed;
 }
 
 }  // namespace moa::test

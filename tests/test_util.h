@@ -28,4 +28,14 @@ std::filesystem::path temp_dir(const std::string& name);
 ::testing::AssertionResult all_close(std::span<const float> a, std::span<const float> b,
                                      double rtol, double atol);
 
+// A fresh seed from std::random_device, printed on stdout and recorded as the test's "seed"
+// property (in --gtest_output XML), so that a failing draw can be replayed by putting the number
+// in place of the call.
+uint64_t draw_seed();
+
 }  // namespace moa::test
+
+// Draws a seed into `var` and names it in every failure of the enclosing scope.
+#define MOA_RANDOM_SEED(var)                     \
+  const uint64_t var = ::moa::test::draw_seed(); \
+  SCOPED_TRACE(::testing::Message() << "random seed " << var)

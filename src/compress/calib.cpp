@@ -4,29 +4,13 @@
 
 #include "moa/error.h"
 #include "moa/file_io.h"
+#include "moa/jsonl.h"
 
 namespace moa {
 
 namespace {
 
-const char* json_kind(const nlohmann::json& j) {
-  if (j.is_string()) return "a string";
-  if (j.is_number_integer()) return "an integer";
-  if (j.is_number()) return "a number";
-  if (j.is_boolean()) return "a boolean";
-  if (j.is_null()) return "null";
-  if (j.is_array()) return "an array";
-  return "an object";
-}
-
-CalibSample parse_line(const std::string& line, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    input_error("{}: not JSON ({}); expected one object per line", where, e.what());
-  }
-  if (!j.is_object()) input_error("{}: is {}, expected a JSON object", where, json_kind(j));
+CalibSample parse_sample(const nlohmann::json& j, const std::string& where) {
   CalibSample s;
   auto p = j.find("prompt");
   if (p == j.end()) input_error("{}: field 'prompt' is missing, expected a string", where);
@@ -55,17 +39,9 @@ CalibSample parse_line(const std::string& line, const std::string& where) {
 
 std::vector<CalibSample> parse_calib(const std::string& text, const std::string& source) {
   std::vector<CalibSample> out;
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    out.push_back(parse_line(line, source + ":" + std::to_string(line_no)));
-  }
+  for_each_jsonl_object(text, source, [&](const nlohmann::json& j, const std::string& where) {
+    out.push_back(parse_sample(j, where));
+  });
   if (out.empty())
     input_error("{}: no samples (expected JSONL, one {{\"prompt\", \"answer\"}} per line)", source);
   return out;

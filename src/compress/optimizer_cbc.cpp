@@ -3,11 +3,10 @@
 #include <Cbc_C_Interface.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <algorithm>
 #include <limits>
 #include <map>
 
@@ -51,7 +50,8 @@ class StdoutToStderr {
 
 }  // namespace
 
-ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds) {
+ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds,
+                              const SolverDebug& debug) {
   auto t0 = std::chrono::steady_clock::now();
   const int32_t m = p.rows;
   const int64_t groups = p.groups(), items = p.items();
@@ -163,7 +163,7 @@ ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds) {
   Cbc_loadProblem(model, ncols, nrows, start.data(), index.data(), value.data(), collb.data(),
                   colub.data(), obj.data(), rowlb.data(), rowub.data());
   for (int32_t c = 0; c < ncols; ++c) Cbc_setInteger(model, c);
-  Cbc_setLogLevel(model, std::getenv("MOA_CBC_LOG") ? 1 : 0);
+  Cbc_setLogLevel(model, debug.cbc_log ? 1 : 0);
   Cbc_setAllowableGap(model, 0.0);
   Cbc_setAllowableFractionGap(model, 1e-12);
   Cbc_setParameter(model, "integerT", "1e-9");
