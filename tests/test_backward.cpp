@@ -762,6 +762,12 @@ TEST(GradMemory, MatchesWhatForwardBackwardAllocates) {
   c.max_position = 1024;
   const Model m = Model::random(c, 5);
   const int threads = omp_get_max_threads();
+  // Not counted by forward_backward_bytes, and not the call's own: matmul pads fewer than 256 rows
+  // to a multiple of 16 in thread_local buffers that only grow (weight.cpp); here the LM head's 255
+  // loss rows at T = 256 take them to their largest, 256 x (C + V) floats (measured: 165 KB more
+  // than forward_backward_bytes on a first call at T = 256). Grown first, they stay out of the
+  // measurements below.
+  measured_peak_bytes(m, 256, false);
   for (bool rc : {false, true}) {
     SCOPED_TRACE(rc ? "recompute_layers" : "all layers saved");
     std::map<int64_t, int64_t> got, want;
@@ -770,9 +776,9 @@ TEST(GradMemory, MatchesWhatForwardBackwardAllocates) {
       want[T] = forward_backward_bytes(c, T, rc, threads);
       std::printf("recompute_layers=%d T %lld: allocated %lld bytes, forward_backward_bytes %lld\n",
                   int(rc), (long long)T, (long long)got[T], (long long)want[T]);
-      // A few small vectors (the row list's growth, the thread team's bookkeeping) are extra.
+      // Small bookkeeping (about 1 KiB here: vector headers, the thread team's) is extra.
       EXPECT_GE(got[T], want[T]) << "T " << T;
-      EXPECT_LE(got[T], want[T] + want[T] / 50) << "T " << T;
+      EXPECT_LE(got[T], want[T] + 16 * 1024) << "T " << T;
     }
     const double per_token = double(got[1024] - got[512]) / 512,
                  stated = double(want[1024] - want[512]) / 512;
