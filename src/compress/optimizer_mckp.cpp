@@ -269,39 +269,14 @@ class BranchAndBound {
     // Reduced-cost fixing: an item whose Lagrangian bound cannot beat the incumbent goes.
     Node child_base;
     const Node* cur = &node;
-    if (!inc_.empty()) {
-      std::vector<char> drop(node.items.size(), 0);
-      bool any = false;
-      for (int32_t f = 0; f < nf; ++f) {
-        int32_t g = free_groups[size_t(f)];
-        for (int32_t j = lp.start[size_t(f)]; j < lp.start[size_t(f + 1)]; ++j) {
-          if (!can_improve(bound + reduced[size_t(j)])) {
-            drop[size_t(node.start[size_t(g)] + (j - lp.start[size_t(f)]))] = 1;
-            any = true;
-          }
-        }
-      }
-      if (any) {
-        size_t idx = 0;
-        std::vector<char> keep_flag(node.items.size());
-        for (size_t j = 0; j < node.items.size(); ++j) keep_flag[j] = !drop[j];
-        child_base = filtered(node, [&](int32_t, int32_t) { return keep_flag[idx++] != 0; });
-        cur = &child_base;
-        // The LP solution may have used a dropped item: solve the smaller node afresh.
-        bool support_dropped = false;
-        for (int32_t f = 0; f < nf && !support_dropped; ++f) {
-          int32_t g = free_groups[size_t(f)];
-          for (int32_t j = lp.start[size_t(f)]; j < lp.start[size_t(f + 1)]; ++j) {
-            if (r.x[size_t(j)] > kSupportTol && drop[size_t(node.start[size_t(g)] + (j - lp.start[size_t(f)]))]) {
-              support_dropped = true;
-              break;
-            }
-          }
-        }
-        if (support_dropped) {
-          process(child_base, r.pi, false);
-          return;
-        }
+    bool support_dropped = false;
+    if (fix_by_reduced_cost(node, free_groups, lp, r, reduced, bound, child_base,
+                            support_dropped)) {
+      cur = &child_base;
+      // The LP solution used a dropped item: solve the smaller node afresh.
+      if (support_dropped) {
+        process(child_base, r.pi, false);
+        return;
       }
     }
 
@@ -312,6 +287,56 @@ class BranchAndBound {
         branch_count(*cur, choice, free_groups, lp, r, global)) {
       return;
     }
+    branch_group(cur, free_groups, fractional, best_item, lp, r, reduced, bound, global);
+  }
+
+  // Reduced-cost fixing of a node: `out` is the node without the items whose bound (the node's
+  // Lagrangian bound plus their reduced cost) cannot beat the incumbent. Returns whether any item
+  // went; support_dropped says whether the LP solution used one of them.
+  bool fix_by_reduced_cost(const Node& node, const std::vector<int32_t>& free_groups,
+                           const detail::LpProblem& lp, const detail::LpResult& r,
+                           const std::vector<double>& reduced, double bound, Node& out,
+                           bool& support_dropped) {
+    support_dropped = false;
+    if (inc_.empty()) return false;
+    const int32_t nf = int32_t(free_groups.size());
+    std::vector<char> drop(node.items.size(), 0);
+    bool any = false;
+    for (int32_t f = 0; f < nf; ++f) {
+      int32_t g = free_groups[size_t(f)];
+      for (int32_t j = lp.start[size_t(f)]; j < lp.start[size_t(f + 1)]; ++j) {
+        if (!can_improve(bound + reduced[size_t(j)])) {
+          drop[size_t(node.start[size_t(g)] + (j - lp.start[size_t(f)]))] = 1;
+          any = true;
+        }
+      }
+    }
+    if (!any) return false;
+    size_t idx = 0;
+    std::vector<char> keep_flag(node.items.size());
+    for (size_t j = 0; j < node.items.size(); ++j) keep_flag[j] = !drop[j];
+    out = filtered(node, [&](int32_t, int32_t) { return keep_flag[idx++] != 0; });
+    for (int32_t f = 0; f < nf && !support_dropped; ++f) {
+      int32_t g = free_groups[size_t(f)];
+      for (int32_t j = lp.start[size_t(f)]; j < lp.start[size_t(f + 1)]; ++j) {
+        if (r.x[size_t(j)] > kSupportTol &&
+            drop[size_t(node.start[size_t(g)] + (j - lp.start[size_t(f)]))]) {
+          support_dropped = true;
+          break;
+        }
+      }
+    }
+    return true;
+  }
+
+  // Branches on one group: the most fractional one, else any group with a choice left; one child
+  // per remaining item. A node with every group fixed is offered as it stands.
+  template <typename Global>
+  void branch_group(const Node* cur, const std::vector<int32_t>& free_groups,
+                    const std::vector<int32_t>& fractional, const std::vector<int32_t>& best_item,
+                    const detail::LpProblem& lp, const detail::LpResult& r,
+                    const std::vector<double>& reduced, double bound, Global global) {
+    const int32_t groups = int32_t(p_.groups());
     int32_t bf = -1;
     double bf_score = kInf;
     for (int32_t f : fractional) {
