@@ -71,4 +71,23 @@ TokenizedSample tokenize_sample(const Tokenizer& tok, const CalibSample& s) {
   return r;
 }
 
+std::vector<TokenizedSample> load_tokenized_calib(const std::filesystem::path& path,
+                                                  const Tokenizer& tok, int64_t vocab) {
+  const std::vector<CalibSample> raw = load_calib(path);
+  std::vector<TokenizedSample> out;
+  out.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    out.push_back(tokenize_sample(tok, raw[i]));
+    for (int32_t id : out.back().ids) {
+      if (vocab > 0 && (id < 0 || id >= vocab)) {
+        input_error(
+            "{}: sample {} has token id {}, outside the model's vocab of {} (is the "
+            "tokenizer of another model?)",
+            path.string(), i + 1, id, vocab);
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace moa

@@ -211,12 +211,6 @@ void calibration_stage(const Model& m, const Tokenizer& tok, Setup& st, Compress
   }
 }
 
-std::vector<TokenizedSample> load_samples(const Tokenizer& tok, const fs::path& f) {
-  std::vector<TokenizedSample> samples;
-  for (const auto& s : load_calib(f)) samples.push_back(tokenize_sample(tok, s));
-  return samples;
-}
-
 // 2. Profiles (each resumes from its own partial checkpoint).
 std::vector<Profile> profile_stage(const Model& m, const Tokenizer& tok,
                                    const std::string& model_name, const Setup& st,
@@ -249,7 +243,7 @@ std::vector<Profile> profile_stage(const Model& m, const Tokenizer& tok,
       st.log(fmt::format("profile {}: {}/{}  {:.2f} samples/s  ETA {:.0f}s", L, p.done, p.total,
                          p.samples_per_s, p.eta_s));
     };
-    run_profile(m, load_samples(tok, data), data, f, po);
+    run_profile(m, load_tokenized_calib(data, tok, m.cfg.vocab), data, f, po);
     profiles.push_back(Profile::load(f));
   }
   return profiles;

@@ -123,19 +123,9 @@ ValidationResult validate_plan_dir(const Model& m, const Tokenizer& tok,
     p.check_shape(c.layers, c.heads, c.kv_heads);
     plans.push_back({f.filename().string(), std::move(p)});
   }
-  const std::vector<CalibSample> raw = load_calib(data);
   std::vector<TokenizedSample> samples;
   int64_t fitting = 0;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    TokenizedSample s = tokenize_sample(tok, raw[i]);
-    for (int32_t id : s.ids) {
-      if (id < 0 || id >= c.vocab) {
-        input_error(
-            "{}: sample {} has token id {}, outside the model's vocab of {} (is the "
-            "tokenizer of another model?)",
-            data.string(), i + 1, id, c.vocab);
-      }
-    }
+  for (TokenizedSample& s : load_tokenized_calib(data, tok, c.vocab)) {
     const bool fits = s.size() <= length && s.scored_tokens() > 0;
     if (max_samples > 0 && fits && fitting >= max_samples) continue;  // only the first K that fit
     fitting += fits;

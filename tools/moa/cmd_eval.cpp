@@ -146,9 +146,7 @@ void run_ppl(const PplOptions& o) {
   if (!o.file.empty()) {
     seqs = text_windows(tok->encode(read_text(o.file), false), length, tok->bos_id());
   } else {
-    std::vector<TokenizedSample> samples;
-    for (const auto& c : load_calib(o.data)) samples.push_back(tokenize_sample(*tok, c));
-    seqs = answer_sequences(samples);
+    seqs = answer_sequences(load_tokenized_calib(o.data, *tok, model.cfg.vocab));
     if (seqs.empty()) input_error("{}: no sample has an answer token to score", o.data);
   }
   const bool tty = isatty(fileno(stderr));
