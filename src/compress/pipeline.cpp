@@ -122,32 +122,40 @@ Setup resolve(const Model& m, const std::string& model_name, const CompressOptio
   const double d = o.optimize.density_bound;
   if (!(d > 0 && d <= 1)) input_error("--density {}: expected a KV density in (0, 1]", d);
   const int64_t C = m.cfg.max_position;
-  if (C < 512) input_error("compress: the model's context ({} tokens) is too short to profile; need >= 512", C);
+  if (C < 512)
+    input_error("compress: the model's context ({} tokens) is too short to profile; need >= 512",
+                C);
   if (o.profile_lengths.empty()) {
     // A LongEval prompt needs ~130 tokens before its first line: shorter profiles hold nothing.
     for (int64_t L : {C / 4, C / 2, C}) {
       L = std::max<int64_t>(L, 256);
-      if (o.profile_lengths.empty() || o.profile_lengths.back() != L) o.profile_lengths.push_back(L);
+      if (o.profile_lengths.empty() || o.profile_lengths.back() != L)
+        o.profile_lengths.push_back(L);
     }
   }
   if (o.extend_lengths.empty()) o.extend_lengths = {2 * C};
   if (o.validation_length == 0) o.validation_length = 3 * C / 4;
   st.short_by_default = o.short_validation_length == 0;
   if (st.short_by_default) o.short_validation_length = std::max<int64_t>(256, C / 8);
-  if (o.short_validation_length < -1 || (o.short_validation_length > 0 && o.short_validation_length < 128)) {
-    input_error("--short-validation-length {}: expected a length in [128, {}], or -1 for none", o.short_validation_length, C);
+  if (o.short_validation_length < -1 ||
+      (o.short_validation_length > 0 && o.short_validation_length < 128)) {
+    input_error("--short-validation-length {}: expected a length in [128, {}], or -1 for none",
+                o.short_validation_length, C);
   }
   if (o.short_validation_length > C) {
-    input_error("--short-validation-length {} exceeds the model's context {}", o.short_validation_length, C);
+    input_error("--short-validation-length {} exceeds the model's context {}",
+                o.short_validation_length, C);
   }
   st.vlengths = {o.validation_length};
   if (o.short_validation_length > 0 && o.short_validation_length != o.validation_length) {
     st.vlengths.insert(st.vlengths.begin(), o.short_validation_length);
   }
   for (int64_t L : o.profile_lengths) {
-    if (L < 128 || L > C) input_error("--profile-lengths: {} is outside [128, {}] (the model's context)", L, C);
+    if (L < 128 || L > C)
+      input_error("--profile-lengths: {} is outside [128, {}] (the model's context)", L, C);
   }
-  if (o.validation_length > C) input_error("--validation-length {} exceeds the model's context {}", o.validation_length, C);
+  if (o.validation_length > C)
+    input_error("--validation-length {} exceeds the model's context {}", o.validation_length, C);
   if (o.work.empty()) o.work = o.out.parent_path() / ("moa-work-" + model_name);
   return st;
 }
@@ -187,7 +195,8 @@ void calibration_stage(const Model& m, const Tokenizer& tok, Setup& st, Compress
   const CompressOptions& o = st.o;
   std::vector<int64_t> calib_lengths = o.profile_lengths;
   for (int64_t L : st.vlengths) {
-    if (std::find(calib_lengths.begin(), calib_lengths.end(), L) == calib_lengths.end()) calib_lengths.push_back(L);
+    if (std::find(calib_lengths.begin(), calib_lengths.end(), L) == calib_lengths.end())
+      calib_lengths.push_back(L);
   }
   WordLists words = WordLists::load(o.words.empty() ? WordLists::default_dir() : o.words);
   for (int64_t L : calib_lengths) {
