@@ -1,4 +1,4 @@
-// Peak memory of the backward (include/moa/backward.h): what forward_backward allocates, counted
+// Peak memory of the backward (include/moa/model/backward.h): what forward_backward allocates, counted
 // by a replaced operator new, against forward_backward_bytes. A binary of its own, so that the
 // counting allocator is under no other test.
 #include <gtest/gtest.h>
@@ -12,9 +12,9 @@
 #include <new>
 #include <vector>
 
-#include "moa/backward.h"
-#include "moa/kv_cache.h"
-#include "moa/model.h"
+#include "moa/model/backward.h"
+#include "moa/attention/kv_cache.h"
+#include "moa/model/model.h"
 
 // Every operator new of this test binary is counted, so that GradMemory measures what
 // forward_backward allocates instead of restating the formula of forward_backward_bytes. The size

@@ -1,11 +1,11 @@
-#include "moa/calib_set.h"
+#include "moa/compress/calib_set.h"
 
 #include <random>
 
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "moa/file_io.h"
-#include "model/unicode.h"
+#include "moa/core/error.h"
+#include "moa/eval/eval.h"
+#include "moa/core/file_io.h"
+#include "moa/tokenizer/unicode.h"
 
 namespace moa {
 

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <regex>
 
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/optimizer.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/compress/optimizer.h"
 
 namespace moa {
 

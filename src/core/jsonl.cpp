@@ -1,7 +1,7 @@
 #include "moa/jsonl.h"
 
-#include "moa/error.h"
-#include "moa/file_io.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
 
 namespace moa {
 

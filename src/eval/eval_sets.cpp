@@ -1,10 +1,10 @@
-// The generated evaluation sets (moa/eval.h): one recipe, so that `moa eval` and `moa inspect`
+// The generated evaluation sets (moa/eval/eval.h): one recipe, so that `moa eval` and `moa inspect`
 // given the same seed and line count see the same prompts.
 #include <random>
 
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "moa/tasks.h"
+#include "moa/core/error.h"
+#include "moa/eval/eval.h"
+#include "moa/data/tasks.h"
 
 namespace moa {
 

@@ -1,11 +1,11 @@
 #include <algorithm>
 #include <cmath>
 
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "moa/forward.h"
+#include "moa/core/error.h"
+#include "moa/eval/eval.h"
+#include "moa/model/forward.h"
 #include "moa/jsonl.h"
-#include "moa/tasks.h"
+#include "moa/data/tasks.h"
 
 namespace moa {
 

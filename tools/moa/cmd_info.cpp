@@ -5,8 +5,8 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/config.h"
-#include "moa/safetensors.h"
+#include "moa/model/config.h"
+#include "moa/model/safetensors.h"
 
 namespace moa::cli {
 namespace {

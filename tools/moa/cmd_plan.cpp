@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "command.h"
-#include "moa/config.h"
-#include "moa/error.h"
-#include "moa/plan.h"
+#include "moa/model/config.h"
+#include "moa/core/error.h"
+#include "moa/attention/plan.h"
 
 namespace moa::cli {
 namespace {

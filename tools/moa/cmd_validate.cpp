@@ -8,10 +8,10 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/forward.h"
-#include "moa/tokenizer.h"
-#include "moa/validate.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/tokenizer/tokenizer.h"
+#include "moa/compress/validate.h"
 
 namespace moa::cli {
 namespace {

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "moa/kv_cache.h"
-#include "moa/model.h"
-#include "moa/optimizer.h"
-#include "moa/plan.h"
+#include "moa/attention/kv_cache.h"
+#include "moa/model/model.h"
+#include "moa/compress/optimizer.h"
+#include "moa/attention/plan.h"
 
 namespace moa::cli {
 
@@ -25,7 +25,7 @@ struct AttentionOptions {
 void add_attention_options(CLI::App& app, AttentionOptions& o);
 void add_threads_option(CLI::App& app, int& threads);
 // The optimiser's options for optimize and compress, bound to the fields of `o` (declared once, in
-// moa/optimizer.h): --max-rules-per-layer, --grid, --solver mckp|cbc, --node-limit, --cbc-seconds,
+// moa/compress/optimizer.h): --max-rules-per-layer, --grid, --solver mckp|cbc, --node-limit, --cbc-seconds,
 // and the solver diagnostics --trace, --cbc-log, --no-count-branching.
 void add_optimizer_options(CLI::App& app, OptimizeOptions& o);
 // --dtype f32|bf16|f16 for commands that write a checkpoint, and its DType.
