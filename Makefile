@@ -1,11 +1,11 @@
 # Thin wrapper over CMake. `make` builds build/bin/moa; `make test` installs what is missing,
 # builds, runs every unit test, then the unit tests again under ASan+UBSan; `make demo` runs the
-# main job.
+# main job; `make bench` runs the benchmarks of bench/ (on an idle machine: they time).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build test test-slow asan demo bench format clean
+.PHONY: all deps build test asan demo bench format clean
 
 all: build
 
@@ -20,9 +20,6 @@ test: build
 	cd $(BUILD) && ctest -L unit --output-on-failure -j1
 	$(MAKE) asan
 
-test-slow: build
-	cd $(BUILD) && ctest -L slow --output-on-failure
-
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (OpenMP's runtime is left to
 # its own devices: LSan would report its thread pool as leaks). -O1 -g1 (line tables only): at
 # -O2 -g a sanitized translation unit took 2-2.5x as long to compile (cmd_eval.cpp 61 s vs 29 s),
@@ -36,6 +33,14 @@ asan: deps
 
 demo: build
 	@scripts/demo.sh
+
+# The kernel micro benchmarks (each kernel checked against a plain computation before it is
+# timed) and the optimiser at Llama-7B shape, with the commands docs/PERF.md records.
+bench: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS) --target bench_kernels bench_optimizer
+	$(BUILD)/bin/bench_kernels --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+	$(BUILD)/bin/bench_optimizer --repeat 3 --threads 2 --cbc-seconds 120
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

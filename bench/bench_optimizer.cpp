@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   profiles.clear();
 
   moa::OptimizeOptions o;
-  o.density = density;
+  o.density_bound = density;
   o.grid = grid;
   std::vector<double> t_sweep;
   moa::OptimizeResult res;
@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   // Validate: every plan within the density band at every length, none dominated.
   int bad = 0;
   for (const auto& pt : res.plans) {
-    for (double d : pt.density)
+    for (double d : pt.kv_density)
       if (d > density + 1e-9 || d < 0.9 * density - 1e-9) ++bad;
     for (const auto& other : res.plans) {
       bool le = true, lt = false;

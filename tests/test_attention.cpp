@@ -64,7 +64,8 @@ class AttentionKernels : public ::testing::TestWithParam<int> {};
 
 TEST_P(AttentionKernels, PrefillMatchesReference) {
   omp_set_num_threads(GetParam());
-  std::mt19937 rng(std::random_device{}());
+  MOA_RANDOM_SEED(seed);
+  std::mt19937 rng(seed);
   for (const Case& c : cases()) {
     auto spec = make_spec(c, c.T);
     auto q = randn(size_t(c.T * c.H * c.D), rng), k = randn(size_t(c.T * c.G * c.D), rng),
@@ -79,7 +80,8 @@ TEST_P(AttentionKernels, PrefillMatchesReference) {
 // Decode through the cache's sink + ring, one position at a time, equals the reference row.
 TEST_P(AttentionKernels, DecodeMatchesReference) {
   omp_set_num_threads(GetParam());
-  std::mt19937 rng(std::random_device{}());
+  MOA_RANDOM_SEED(seed);
+  std::mt19937 rng(seed);
   for (const Case& c : cases()) {
     auto spec = make_spec(c, c.T);
     auto q = randn(size_t(c.T * c.H * c.D), rng), k = randn(size_t(c.T * c.G * c.D), rng),
@@ -107,7 +109,8 @@ INSTANTIATE_TEST_SUITE_P(Threads, AttentionKernels, ::testing::Values(1, 2));
 // where a softmax entry is masked (-inf) or underflows, and the same value wherever in an array
 // an element sits (the dense and sparse paths must stay bit-identical).
 TEST(Simd, ExpMatchesStdExp) {
-  std::mt19937 rng(std::random_device{}());
+  MOA_RANDOM_SEED(seed);
+  std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(-87.0f, 88.0f);
   std::vector<float> x(1003);
   for (auto& f : x) f = u(rng);
@@ -185,7 +188,8 @@ namespace {
 // probabilities and evicts the lowest score outside the recent window. The kernel's output must
 // equal exact attention over the kept set, and the kept sets must agree.
 TEST(H2O, MatchesSimulation) {
-  std::mt19937 rng(std::random_device{}());
+  MOA_RANDOM_SEED(seed);
+  std::mt19937 rng(seed);
   const int64_t H = 4, G = 2, D = 8, T = 60, P = 24, grp = H / G;
   const CacheSpec spec = CacheSpec::h2o_at_density({1, H, G, D}, T, 0.25);
   ASSERT_TRUE(spec.is_h2o());

@@ -5,7 +5,7 @@
 //  - the whole model: loss, every parameter's gradient and the profiler hook's Q/K/V/dO against
 //    PyTorch float64 autograd (tests/data/make_grad_fixture.py), forward logits against
 //    Session::prefill, activation recompute, accumulation, half-width weights;
-//  - peak memory: linear in T, and the per-token figure is printed;
+//  - peak memory: test_backward_memory.cpp (it replaces operator new for its whole binary);
 //  - AdamW: 10 steps on the fixture against torch.optim.AdamW (losses and final weights).
 #include <gtest/gtest.h>
 
@@ -660,39 +660,6 @@ TEST(AdamW, TenStepsMatchTorch) {
   }
   EXPECT_EQ(n, int(st.names().size()));
   std::filesystem::remove_all(out);
-}
-
-// ---- memory ---------------------------------------------------------------------------------
-
-// The backward's memory is linear in T (no N x N term anywhere), and the figure per token is
-// what backward.h states.
-TEST(GradMemory, LinearInTokens) {
-  ModelConfig c;  // Llama-3-8B shapes
-  c.hidden = 4096;
-  c.intermediate = 14336;
-  c.layers = 32;
-  c.heads = 32;
-  c.kv_heads = 8;
-  c.head_dim = 128;
-  c.vocab = 128256;
-  for (bool rc : {false, true}) {
-    const int64_t b1 = forward_backward_bytes(c, 1024, rc, 2),
-                  b2 = forward_backward_bytes(c, 2048, rc, 2),
-                  b4 = forward_backward_bytes(c, 4096, rc, 2);
-    EXPECT_EQ(b4 - b2, 2 * (b2 - b1)) << "not linear in T";
-    const int64_t per_token = (b2 - b1) / 1024;
-    const int64_t C = c.hidden, F = c.intermediate, HD = c.q_dim(), GD = c.kv_dim(), H = c.heads,
-                  L = c.layers;
-    const int64_t S = 2 * C + 2 * HD + 2 * GD + H + 2 * F + 2;
-    const int64_t R = 4 * C + 4 * F + 2 * HD + 2 * GD + H + c.head_dim + 1;
-    const int64_t want = rc ? 4 * (L * C + S - C + R) + 8 : 4 * (L * S + R) + 8;  // + the row list
-    EXPECT_EQ(per_token, want);
-    std::printf(
-        "Llama-3-8B shapes, recompute_layers=%d: %.2f MB per token (%.1f KB per token per layer), "
-        "constant %.1f MB\n",
-        int(rc), double(per_token) / 1e6, double(per_token) / 1e3 / double(L),
-        double(b1 - per_token * 1024) / 1e6);
-  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // multiple-choice solver against brute force and CBC, the Pareto sweep, bad inputs, the command.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -228,7 +229,16 @@ TEST(Optimizer, MckpMatchesBruteForce) {
     }
   }
   EXPECT_GT(feasible, total / 2);  // the instances are not trivially infeasible
-  EXPECT_LT(feasible, total + 1);
+  // Nearly every random instance has a plan; the infeasible answer is checked on ones that cannot
+  // have any (a row bound below the smallest possible sum: weights are >= 0).
+  for (int trial = 0; trial < 10; ++trial) {
+    ChoiceProblem p = random_problem(rng, specs[size_t(trial) % specs.size()]);
+    p.hi[0] = -1e-3;
+    ChoiceResult bf = solve_choice_brute_force(p), mk = solve_choice_mckp(p);
+    ASSERT_FALSE(bf.feasible) << "trial " << trial;
+    ASSERT_TRUE(same_optimum(mk, bf)) << "trial " << trial;
+    EXPECT_TRUE(mk.proven) << "trial " << trial;
+  }
 }
 
 TEST(Optimizer, CbcMatchesBruteForceWithK) {
@@ -241,7 +251,7 @@ TEST(Optimizer, CbcMatchesBruteForceWithK) {
 
 TEST(Optimizer, MckpMatchesCbc) {
   std::mt19937 rng(31337);
-  int trials = 0;
+  int feasible = 0, branched = 0;
   for (int trial = 0; trial < 36; ++trial) {
     RandomSpec s{20, 80, 6, 14, 1 + trial % 5, trial % 3 != 0, 0, trial % 4 == 0 ? 0.0 : 0.02};
     ChoiceProblem p = random_problem(rng, s);
@@ -251,10 +261,13 @@ TEST(Optimizer, MckpMatchesCbc) {
                                        << p.rows << " nodes " << mk.nodes;
     if (mk.feasible) {
       ASSERT_TRUE(choice_feasible(p, mk.choice));
+      ++feasible;
     }
-    ++trials;
+    branched += mk.nodes > 1;
   }
-  EXPECT_EQ(trials, 36);
+  // The agreement means something: the solvers found plans, and not only at the root.
+  EXPECT_GT(feasible, 18);
+  EXPECT_GT(branched, 0);
 }
 
 TEST(Optimizer, MckpMatchesCbcWithK) {
@@ -304,7 +317,6 @@ TEST(Optimizer, CbcTimeLimitKeepsAnswersSound) {
     ChoiceResult full = solve_choice_mckp(p);
     ASSERT_TRUE(full.proven);
     ChoiceResult r = solve_choice_cbc(p, 1e-3);
-    EXPECT_LT(r.seconds, 30.0) << "trial " << trial;
     if (r.proven) {
       EXPECT_TRUE(same_optimum(r, full)) << "trial " << trial;
     } else if (r.feasible) {
@@ -327,7 +339,7 @@ RuleTables small_tables(uint32_t seed, int64_t layers = 2, int64_t heads = 4) {
 TEST(Optimizer, ParetoPlansAreFeasibleAndNonDominated) {
   RuleTables t = small_tables(5);
   OptimizeOptions o;
-  o.density = 0.4;
+  o.density_bound = 0.4;
   o.grid = 4;
   OptimizeResult r = optimize_pareto(t, o);
   ASSERT_FALSE(r.plans.empty());
@@ -338,7 +350,7 @@ TEST(Optimizer, ParetoPlansAreFeasibleAndNonDominated) {
       double d = 0;
       for (int64_t h = 0; h < t.rows(); ++h) d += t.density_at(n, pt.rule[size_t(h)]);
       d /= double(t.rows());
-      EXPECT_NEAR(d, pt.density[n], 1e-12);
+      EXPECT_NEAR(d, pt.kv_density[n], 1e-12);
       EXPECT_LE(d, 0.4 + 1e-9) << "length " << t.lengths[n];
       EXPECT_GE(d, 0.36 - 1e-9) << "length " << t.lengths[n];
     }
@@ -377,7 +389,7 @@ TEST(Optimizer, ParetoPlansAreFeasibleAndNonDominated) {
   EXPECT_EQ(back.model().value_or(""), "test-model");
   ASSERT_EQ(back.density().size(), 4u);
   for (size_t n = 0; n < t.lengths.size(); ++n)
-    EXPECT_NEAR(back.density().at(t.lengths[n]), r.plans[0].density[n], 1e-12);
+    EXPECT_NEAR(back.density().at(t.lengths[n]), r.plans[0].kv_density[n], 1e-12);
   EXPECT_EQ(back.lengths()["profile"], json({512, 1024, 2048}));
   EXPECT_EQ(back.lengths()["extend"], json({4096}));
   EXPECT_NEAR(back.lengths()["loss"]["2048"].get<double>(), r.plans[0].loss[2], 1e-12 * r.plans[0].loss[2]);
@@ -387,7 +399,7 @@ TEST(Optimizer, ParetoPlansAreFeasibleAndNonDominated) {
 TEST(Optimizer, ParetoWithRulesPerLayer) {
   RuleTables t = small_tables(8, 2, 3);
   OptimizeOptions o;
-  o.density = 0.5;
+  o.density_bound = 0.5;
   o.grid = 2;
   o.max_rules_per_layer = 2;
   OptimizeResult r = optimize_pareto(t, o);
@@ -415,7 +427,7 @@ TEST(Optimizer, ParetoWithRulesPerLayer) {
 TEST(Optimizer, ParetoNodeLimitFallsBackToCbc) {
   RuleTables t = small_tables(5);
   OptimizeOptions o;
-  o.density = 0.4;
+  o.density_bound = 0.4;
   o.grid = 4;
   OptimizeResult exact = optimize_pareto(t, o);
   EXPECT_EQ(exact.cbc_fallbacks, 0);
@@ -434,6 +446,51 @@ TEST(Optimizer, ParetoNodeLimitFallsBackToCbc) {
     ASSERT_TRUE(m.feasible && m.proven);
     EXPECT_NEAR(m.objective, pt.loss[pt.objective], 1e-9 * pt.loss[pt.objective]);
   }
+}
+
+// The solver diagnostics (once the environment variables MOA_OPT_TRACE, MOA_NO_COUNT and
+// MOA_CBC_LOG) change what a solve reports, never what it answers.
+TEST(Optimizer, SolverDebugReportsWithoutChangingAnswers) {
+  RuleTables t = small_tables(5);
+  OptimizeOptions o;
+  o.density_bound = 0.4;
+  const std::vector<double> free_eps(t.profile_lengths.size(),
+                                     std::numeric_limits<double>::infinity());
+  int64_t traced_nodes = 0;
+  for (size_t q = 0; q < t.profile_lengths.size(); ++q) {
+    const ChoiceProblem p = make_choice_problem(t, o, q, free_eps);
+    const ChoiceResult plain = solve_choice_mckp(p);
+    std::vector<std::string> lines;
+    SolverDebug trace;
+    trace.trace = [&](const std::string& line) { lines.push_back(line); };
+    const ChoiceResult traced = solve_choice_mckp(p, {}, 0, trace);
+    ASSERT_TRUE(same_optimum(traced, plain)) << "objective " << q;
+    EXPECT_EQ(traced.nodes, plain.nodes) << "objective " << q;
+    const auto node_lines = std::count_if(
+        lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("node ", 0) == 0; });
+    EXPECT_GE(node_lines, 1) << "objective " << q;  // the root's LP at least
+    traced_nodes += node_lines;
+
+    SolverDebug groups_only;
+    groups_only.branch_on_counts = false;
+    const ChoiceResult g = solve_choice_mckp(p, {}, 0, groups_only);
+    ASSERT_TRUE(g.proven);
+    EXPECT_TRUE(same_optimum(g, plain)) << "objective " << q;
+  }
+  EXPECT_GT(traced_nodes, 0);
+
+  // CBC's own log goes to stderr only when asked for.
+  const ChoiceProblem p = make_choice_problem(t, o, 0, free_eps);
+  SolverDebug log;
+  log.cbc_log = true;
+  ::testing::internal::CaptureStderr();
+  const ChoiceResult quiet = solve_choice_cbc(p);
+  const std::string quiet_err = ::testing::internal::GetCapturedStderr();
+  ::testing::internal::CaptureStderr();
+  const ChoiceResult loud = solve_choice_cbc(p, 0, log);
+  const std::string loud_err = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(same_optimum(loud, quiet));
+  EXPECT_GT(loud_err.size(), quiet_err.size()) << loud_err;
 }
 
 template <typename F>
@@ -459,14 +516,14 @@ TEST(Optimizer, BadInputs) {
   RuleTables t = small_tables(3, 1, 2);
   OptimizeOptions o;
   for (double d : {0.0, -0.5, 1.5}) {
-    o.density = d;
+    o.density_bound = d;
     EXPECT_NE(input_error_of([&] { optimize_pareto(t, o); }).find("expected a KV density"), std::string::npos);
   }
-  o.density = 0.01;  // below min_cache 128 / 4096 at every length
+  o.density_bound = 0.01;  // below min_cache 128 / 4096 at every length
   e = input_error_of([&] { optimize_pareto(t, o); });
   EXPECT_NE(e.find("no plan"), std::string::npos) << e;
   EXPECT_NE(e.find("4096"), std::string::npos) << e;
-  o.density = 1.0;  // dense is fine
+  o.density_bound = 1.0;  // dense is fine
   EXPECT_FALSE(optimize_pareto(t, o).plans.empty());
 }
 
@@ -498,6 +555,46 @@ TEST(Optimizer, Command) {
   json summary = json::parse(std::ifstream(dir / "out" / "summary.json"));
   EXPECT_EQ(summary["plans"].size(), j["plans"].size());
   EXPECT_EQ(summary["candidates"].size(), candidate_rules({512, 1024}, {2048}).size());
+  // One schema for `moa optimize` and `moa compress`: the bound, what the plans were made under,
+  // and each plan's three densities kept apart (no stored density without the KV heads).
+  EXPECT_EQ(summary["format"], "moa-optimize/1");
+  EXPECT_EQ(summary["density"], 0.5);
+  EXPECT_EQ(summary["density_bound"], 0.5);
+  EXPECT_EQ(summary["lengths"],
+            json({{"profile", {512, 1024}}, {"extend", {2048}}, {"influence", "entry"}}));
+  for (size_t i = 0; i < summary["plans"].size(); ++i) {
+    const json& p = summary["plans"][i];
+    EXPECT_EQ(p["kv_density"], p["density"]);
+    EXPECT_EQ(p["density"], j["plans"][i]["density"]);
+    EXPECT_FALSE(p.contains("stored_density"));
+    const Plan plan = Plan::load(dir / "out" / p["file"].get<std::string>());
+    for (const char* n : {"512", "1024", "2048"}) {
+      EXPECT_EQ(p["prefill_density"][n].get<double>(),
+                plan.prefill_density({2, 2, 2}, std::stoll(n)))
+          << n;
+      // A causal prefill keeps more than the KV view's share: early queries see all their keys.
+      EXPECT_GE(p["prefill_density"][n].get<double>(), p["kv_density"][n].get<double>()) << n;
+    }
+  }
+
+  // The solver diagnostics are options, in --help; --kv-heads adds the stored density.
+  auto help = test::run_moa("optimize --help");
+  for (const char* opt : {"--trace", "--cbc-log", "--no-count-branching", "--kv-heads"})
+    EXPECT_NE(help.out.find(opt), std::string::npos) << opt;
+  r = test::run_moa("optimize" + args +
+                    " --density 0.5 --grid 2 --trace --cbc-log --no-count-branching "
+                    "--kv-heads 1 --out " +
+                    (dir / "out_debug").string() + " --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("trace: node "), std::string::npos) << r.err;
+  summary = json::parse(std::ifstream(dir / "out_debug" / "summary.json"));
+  EXPECT_EQ(summary["kv_heads"], 1);
+  for (const json& p : summary["plans"]) {
+    const Plan plan = Plan::load(dir / "out_debug" / p["file"].get<std::string>());
+    for (const char* n : {"512", "1024"})
+      EXPECT_EQ(p["stored_density"][n].get<double>(), plan.stored_density({2, 2, 1}, std::stoll(n)))
+          << n;
+  }
 
   // Profiles of two shapes: one line naming both files, exit 2.
   random_profile(2, 3, 2048, 64, 9).save(dir / "other.safetensors");

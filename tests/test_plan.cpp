@@ -486,9 +486,7 @@ TEST(PlanDensity, PerKvHeadPlans) {
 
 // Brute force: count the token-exact mask entries of every query head, O(N^2) per head.
 TEST(PlanDensity, PrefillAndKvDensityMatchBruteForce) {
-  uint64_t seed = std::random_device{}();
-  std::printf("PlanDensity.PrefillAndKvDensityMatchBruteForce seed %llu\n",
-              (unsigned long long)seed);
+  MOA_RANDOM_SEED(seed);
   std::mt19937_64 rng(seed);
   auto uni = [&](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);

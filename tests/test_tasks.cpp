@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <regex>
 #include <set>
@@ -10,6 +11,7 @@
 #include "moa/core/error.h"
 #include "moa/eval/eval.h"
 #include "moa/core/file_io.h"
+#include "moa/core/jsonl.h"
 #include "moa/model/model.h"
 #include "moa/attention/plan.h"
 #include "moa/attention/spans.h"
@@ -282,6 +284,58 @@ TEST(EvalRetrieval, ReadsTheReferenceFileAndRejectsBadLines) {
   }
   write_text_atomic(dir / "b.jsonl", "not json\n");
   EXPECT_THROW(load_retrieval_jsonl(dir / "b.jsonl"), InputError);
+}
+
+// One reader behind every JSONL loader: prompts and retrieval records name the same file:line.
+TEST(EvalRetrieval, PromptListsAndRecordsShareTheReader) {
+  auto dir = test::temp_dir("eval_jsonl");
+  write_text_atomic(dir / "p.jsonl", "{\"prompt\": \"a\"}\n\n{\"prompt\": \"b\", \"x\": 1}\n");
+  EXPECT_EQ(load_prompts_jsonl(dir / "p.jsonl"), (std::vector<std::string>{"a", "b"}));
+  write_text_atomic(dir / "q.jsonl", "{\"prompt\": \"a\", \"expected_number\": 1}\n[1]\n");
+  for (const auto& load : {std::function<void()>([&] { load_prompts_jsonl(dir / "q.jsonl"); }),
+                           std::function<void()>([&] { load_retrieval_jsonl(dir / "q.jsonl"); })}) {
+    try {
+      load();
+      ADD_FAILURE() << "no error";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("q.jsonl:2: is an array, expected a JSON object"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  write_text_atomic(dir / "r.jsonl", "{\"text\": \"a\"}\n");
+  try {
+    load_prompts_jsonl(dir / "r.jsonl");
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("r.jsonl:1: field 'prompt' is missing"), std::string::npos)
+        << e.what();
+  }
+}
+
+// The generated evaluation sets: each length draws from its own stream, the asked line (or the
+// key's depth) sweeps the record, and bad counts are input errors.
+TEST(EvalRetrieval, GeneratedSetsFollowOneRecipe) {
+  const WordLists w = WordLists::load(kWords);
+  const auto both = longeval_eval_set(w, {10, 20}, 4, 7, KeySplit::kHeldOut);
+  const auto alone = longeval_eval_set(w, {20}, 4, 7, KeySplit::kHeldOut);
+  ASSERT_EQ(both.size(), 8u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(both[4 + i].prompt, alone[i].prompt) << i;
+    EXPECT_EQ(both[i].num_lines, 10);
+    EXPECT_DOUBLE_EQ(both[i].depth, double((int64_t(i) * 10) / 4) / 9.0) << i;
+    EXPECT_NE(both[i].prompt.find(std::to_string(both[i].expected)), std::string::npos) << i;
+  }
+  EXPECT_NE(longeval_eval_set(w, {20}, 4, 8, KeySplit::kHeldOut)[0].prompt, alone[0].prompt);
+  const auto pk = passkey_eval_set({0, 3}, {0.0, 1.0}, 3, 1);
+  ASSERT_EQ(pk.size(), 6u);
+  for (size_t i = 0; i < pk.size(); ++i) {
+    EXPECT_EQ(pk[i].num_lines, i < 3 ? 0 : 3);
+    EXPECT_EQ(pk[i].depth, i % 3 == 1 ? 1.0 : 0.0) << i;
+  }
+  EXPECT_THROW(longeval_eval_set(w, {0}, 1, 1, KeySplit::kAll), InputError);
+  EXPECT_THROW(passkey_eval_set({-1}, {0.5}, 1, 1), InputError);
+  EXPECT_THROW(passkey_eval_set({2}, {1.5}, 1, 1), InputError);
 }
 
 TEST(EvalRetrieval, CoveringPlanAnswersExactlyAsDense) {

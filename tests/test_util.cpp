@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <system_error>
 #include <vector>
@@ -119,6 +120,15 @@ std::vector<double> attention_reference(const std::vector<HeadSpan>& spans, int6
     }
   }
   return out;
+}
+
+uint64_t draw_seed() {
+  const uint64_t seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::printf("%s.%s: random seed %llu\n", info ? info->test_suite_name() : "?",
+              info ? info->name() : "?", (unsigned long long)seed);
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  return seed;
 }
 
 }  // namespace moa::test

@@ -39,5 +39,14 @@ std::vector<double> attention_reference(const std::vector<HeadSpan>& spans, int6
                                         const std::vector<double>& k,
                                         const std::vector<double>& v,
                                         std::vector<double>* lse = nullptr);
+// A fresh seed from std::random_device, printed on stdout and recorded as the test's "seed"
+// property (in --gtest_output XML), so that a failing draw can be replayed by putting the number
+// in place of the call.
+uint64_t draw_seed();
 
 }  // namespace moa::test
+
+// Draws a seed into `var` and names it in every failure of the enclosing scope.
+#define MOA_RANDOM_SEED(var)                     \
+  const uint64_t var = ::moa::test::draw_seed(); \
+  SCOPED_TRACE(::testing::Message() << "random seed " << var)

@@ -191,12 +191,20 @@ TEST(CalibSet, StoredAnswersFitTheirLength) {
   c.samples_per_length = 2;
   c.seed = 3 * 7919 + 1024;
   const WordLists words = WordLists::load(fs::path(MOA_REF_DATA).parent_path() / "words");
-  for (const auto& row : make_calibration_set(s.model, *tok, words, c, nullptr)) {
+  const auto rows = make_calibration_set(s.model, *tok, words, c, nullptr);
+  for (const auto& row : rows) {
     const auto stored = nlohmann::json::parse(to_jsonl({row}));
     const int64_t answer = int64_t(tok->encode(stored["answer"].get<std::string>(), false).size());
     EXPECT_EQ(answer, stored["answer_tokens"].get<int64_t>());
     EXPECT_LE(stored["prompt_tokens"].get<int64_t>() + answer, 1024) << stored["answer"];
   }
+  // The stage function (`moa data calib`, `moa compress`) writes exactly these rows.
+  const CalibrationReport r = calibrate(s.model, *tok, words, c, s.dir / "calib.jsonl");
+  EXPECT_EQ(read_text(s.dir / "calib.jsonl"), to_jsonl(rows));
+  EXPECT_EQ(r.samples, int64_t(rows.size()));
+  int64_t right = 0;
+  for (const auto& row : rows) right += row["model_correct"].get<bool>();
+  EXPECT_EQ(r.model_correct, right);
   fs::remove_all(s.dir);
 }
 
@@ -214,6 +222,33 @@ TEST(CompressCli, RunsReusesAndRefusesAnotherModelsStages) {
   auto j = nlohmann::json::parse(first.out);
   EXPECT_TRUE(fs::exists(plan));
   for (const auto& [n, d] : j["kv_density"].items()) EXPECT_LE(d.get<double>(), 0.5 + 1e-9) << n;
+  // The three densities, named apart: the bound, and the chosen plan's stored and prefill views.
+  EXPECT_EQ(j["density"], 0.5);
+  EXPECT_EQ(j["density_bound"], 0.5);
+  {
+    const Plan chosen = Plan::load(plan);
+    const AttentionShape shape{s.model.cfg.layers, s.model.cfg.heads, s.model.cfg.kv_heads};
+    ASSERT_EQ(j["stored_density"].size(), j["kv_density"].size());
+    for (const auto& [n, d] : j["kv_density"].items()) {
+      EXPECT_EQ(d.get<double>(), chosen.kv_density(shape, std::stoll(n))) << n;
+      EXPECT_EQ(j["stored_density"][n].get<double>(), chosen.stored_density(shape, std::stoll(n)))
+          << n;
+      EXPECT_EQ(j["prefill_density"][n].get<double>(), chosen.prefill_density(shape, std::stoll(n)))
+          << n;
+    }
+  }
+  // The plans stage wrote `moa optimize`'s summary, stored densities included (the model is known).
+  const auto summary =
+      nlohmann::json::parse(std::ifstream(work / "plans-d0.5000" / "summary.json"));
+  EXPECT_EQ(summary["format"], "moa-optimize/1");
+  EXPECT_EQ(summary["density_bound"], 0.5);
+  EXPECT_EQ(summary["kv_heads"], s.model.cfg.kv_heads);
+  ASSERT_FALSE(summary["plans"].empty());
+  for (const auto& p : summary["plans"]) {
+    for (const char* key :
+         {"file", "density", "kv_density", "stored_density", "prefill_density", "loss"})
+      EXPECT_TRUE(p.contains(key)) << key;
+  }
   Plan::load(plan);  // readable, and checked against the model below
   EXPECT_EQ(test::run_moa("plan check --plan " + plan.string() + " -m " + s.model_dir.string()).status, 0);
   auto again = test::run_moa(base);

@@ -33,7 +33,8 @@ class Matmul : public ::testing::TestWithParam<int> {};
 
 TEST_P(Matmul, MatchesReference) {
   omp_set_num_threads(GetParam());
-  std::mt19937 rng(std::random_device{}());
+  MOA_RANDOM_SEED(seed);
+  std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0, 1);
   for (DType dt : {DType::kF32, DType::kBF16, DType::kF16}) {
     for (auto [T, rows, cols] : {std::tuple{1, 7, 5}, {1, 301, 257}, {2, 9, 17}, {3, 130, 67}, {5, 64, 40}, {8, 33, 9}, {17, 2000, 33},

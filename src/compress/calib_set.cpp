@@ -4,6 +4,7 @@
 
 #include "moa/core/error.h"
 #include "moa/model/generate.h"
+#include "moa/core/file_io.h"
 #include "moa/tokenizer/unicode.h"
 
 namespace moa {
@@ -117,6 +118,17 @@ std::vector<nlohmann::json> make_calibration_set(const Model& m, const Tokenizer
     }
   }
   return rows;
+}
+
+CalibrationReport calibrate(const Model& m, const Tokenizer& tok, const WordLists& words,
+                            const CalibOptions& o, const std::filesystem::path& out,
+                            const std::function<void(int64_t, int64_t)>& progress) {
+  const std::vector<nlohmann::json> rows = make_calibration_set(m, tok, words, o, progress);
+  write_text_atomic(out, to_jsonl(rows));
+  CalibrationReport r;
+  r.samples = int64_t(rows.size());
+  for (const auto& row : rows) r.model_correct += row["model_correct"].get<bool>();
+  return r;
 }
 
 std::string to_jsonl(const std::vector<nlohmann::json>& rows) {

@@ -3,11 +3,10 @@
 #include <Cbc_C_Interface.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <algorithm>
 #include <limits>
 #include <map>
 
@@ -49,9 +48,46 @@ class StdoutToStderr {
   int saved_ = -1;
 };
 
+// The objective CBC is given: costs shifted and scaled, and how to undo it.
+struct ScaledCosts {
+  std::vector<double> shifted;
+  double offset = 0, scale = 1;
+};
+
+ScaledCosts scaled_costs(const ChoiceProblem& p) {
+  // CBC's dual and cutoff tolerances are absolute (~1e-7): with reduced costs that small it
+  // declares the LP optimal early. Scaling to max |c| = 1 was not enough at model scale (1024
+  // groups; a near-zero rule's loss dwarfs the rest): CBC then returned a plan 4.5% worse than
+  // a feasible one the exact solver found, and called it optimal. So each group's costs are
+  // shifted by the group's minimum (one item per group: the objective moves by a constant) and
+  // scaled by the mean positive shifted cost, which puts the differences that decide the
+  // optimum near 1 (the mean positive shifted cost: the median, tried too, made CBC 5x slower on
+  // the small test instances).
+  ScaledCosts r;
+  r.shifted.resize(p.cost.size());
+  const int64_t groups = p.groups();
+  for (int64_t g = 0; g < groups; ++g) {
+    double lo = std::numeric_limits<double>::infinity();
+    for (int32_t i = p.group_start[size_t(g)]; i < p.group_start[size_t(g + 1)]; ++i) lo = std::min(lo, p.cost[size_t(i)]);
+    r.offset += lo;
+    for (int32_t i = p.group_start[size_t(g)]; i < p.group_start[size_t(g + 1)]; ++i) r.shifted[size_t(i)] = p.cost[size_t(i)] - lo;
+  }
+  double cost_scale = 0;
+  int64_t positive = 0;
+  for (double c : r.shifted) {
+    if (c > 0) {
+      cost_scale += c;
+      ++positive;
+    }
+  }
+  r.scale = positive > 0 ? cost_scale / double(positive) : 1.0;
+  return r;
+}
+
 }  // namespace
 
-ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds) {
+ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds,
+                              const SolverDebug& debug) {
   auto t0 = std::chrono::steady_clock::now();
   const int32_t m = p.rows;
   const int64_t groups = p.groups(), items = p.items();
@@ -77,31 +113,9 @@ ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds) {
   const int32_t nrows = cluster0 + (k_rule ? clusters : 0);
   const int32_t ncols = int32_t(items + int64_t(y_index.size()));
 
-  // CBC's dual and cutoff tolerances are absolute (~1e-7): with reduced costs that small it
-  // declares the LP optimal early. Scaling to max |c| = 1 was not enough at model scale (1024
-  // groups; a near-zero rule's loss dwarfs the rest): CBC then returned a plan 4.5% worse than
-  // a feasible one the exact solver found, and called it optimal. So each group's costs are
-  // shifted by the group's minimum (one item per group: the objective moves by a constant) and
-  // scaled by the mean positive shifted cost, which puts the differences that decide the
-  // optimum near 1 (the mean positive shifted cost: the median, tried too, made CBC 5x slower on
-  // the small test instances).
-  std::vector<double> shifted(p.cost.size());
-  double offset = 0;
-  for (int64_t g = 0; g < groups; ++g) {
-    double lo = std::numeric_limits<double>::infinity();
-    for (int32_t i = p.group_start[size_t(g)]; i < p.group_start[size_t(g + 1)]; ++i) lo = std::min(lo, p.cost[size_t(i)]);
-    offset += lo;
-    for (int32_t i = p.group_start[size_t(g)]; i < p.group_start[size_t(g + 1)]; ++i) shifted[size_t(i)] = p.cost[size_t(i)] - lo;
-  }
-  double cost_scale = 0;
-  int64_t positive = 0;
-  for (double c : shifted) {
-    if (c > 0) {
-      cost_scale += c;
-      ++positive;
-    }
-  }
-  cost_scale = positive > 0 ? cost_scale / double(positive) : 1.0;
+  const ScaledCosts sc = scaled_costs(p);
+  const std::vector<double>& shifted = sc.shifted;
+  const double offset = sc.offset, cost_scale = sc.scale;
   std::vector<CoinBigIndex> start;
   std::vector<int> index;
   std::vector<double> value;
@@ -163,7 +177,7 @@ ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds) {
   Cbc_loadProblem(model, ncols, nrows, start.data(), index.data(), value.data(), collb.data(),
                   colub.data(), obj.data(), rowlb.data(), rowub.data());
   for (int32_t c = 0; c < ncols; ++c) Cbc_setInteger(model, c);
-  Cbc_setLogLevel(model, std::getenv("MOA_CBC_LOG") ? 1 : 0);
+  Cbc_setLogLevel(model, debug.cbc_log ? 1 : 0);
   Cbc_setAllowableGap(model, 0.0);
   Cbc_setAllowableFractionGap(model, 1e-12);
   Cbc_setParameter(model, "integerT", "1e-9");

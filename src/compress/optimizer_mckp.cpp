@@ -5,9 +5,9 @@
 // the incumbent by more than the tolerance is ever cut off. Branching: on a fractional group (one
 // child per remaining item, the LP's favourite first), or, with max_distinct, on a (cluster,
 // label) pair: "label allowed in the cluster" / "label forbidden in the cluster".
+#include <fmt/format.h>
+
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -79,8 +79,8 @@ Node filtered(const Node& n, Keep keep) {
 
 class BranchAndBound {
  public:
-  BranchAndBound(const ChoiceProblem& p, int64_t max_nodes)
-      : p_(p), scale_(detail::make_search_scale(p)), max_nodes_(max_nodes) {
+  BranchAndBound(const ChoiceProblem& p, int64_t max_nodes, const SolverDebug& debug)
+      : p_(p), scale_(detail::make_search_scale(p)), max_nodes_(max_nodes), debug_(debug) {
     has_labels_ = int64_t(p.label.size()) == p.items();
     if (p.max_distinct > 0) {
       int32_t clusters = 0;
@@ -208,12 +208,15 @@ class BranchAndBound {
     auto tl = std::chrono::steady_clock::now();
     detail::LpResult r = detail::solve_lp(lp, warm_pi);
     iterations_ += r.iterations;
-    if (std::getenv("MOA_OPT_TRACE")) {
+    if (debug_.trace) {
       std::vector<double> pi2 = r.pi;
-      std::fprintf(stderr, "node %lld free %zu items %zu iters %lld %.3fs feas %d value %.12g bound %.12g inc %.12g\n",
-                   (long long)nodes_, free_groups.size(), lp.cost.size(), (long long)r.iterations,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - tl).count(), r.feasible,
-                   fixed_cost + r.value, r.feasible ? fixed_cost + detail::lagrangian_bound(lp, pi2, nullptr) : 0.0, inc_obj_);
+      debug_.trace(fmt::format(
+          "node {} free {} items {} iters {} {:.3f}s feas {:d} value {:.12g} bound {:.12g} inc "
+          "{:.12g}",
+          nodes_, free_groups.size(), lp.cost.size(), r.iterations,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - tl).count(), r.feasible,
+          fixed_cost + r.value,
+          r.feasible ? fixed_cost + detail::lagrangian_bound(lp, pi2, nullptr) : 0.0, inc_obj_));
     }
     if (!r.feasible) return;
     std::vector<double> reduced;
@@ -256,53 +259,84 @@ class BranchAndBound {
     // the root, then on every kSearchEvery-th node (the search costs more than a node's LP).
     if (is_root || nodes_ % kSearchEvery == 0) {
       std::vector<int32_t> c = choice;
-      if (detail::local_search(p_, scale_, node.start, node.items, c, is_root ? kRootPairBudget : 0)) offer(c);
+      if (detail::local_search(p_, scale_, node.start, node.items, c, is_root ? kRootPairBudget : 0,
+                               is_root ? debug_.trace : nullptr)) {
+        offer(c);
+      }
     }
     if (!can_improve(bound)) return;
 
     // Reduced-cost fixing: an item whose Lagrangian bound cannot beat the incumbent goes.
     Node child_base;
     const Node* cur = &node;
-    if (!inc_.empty()) {
-      std::vector<char> drop(node.items.size(), 0);
-      bool any = false;
-      for (int32_t f = 0; f < nf; ++f) {
-        int32_t g = free_groups[size_t(f)];
-        for (int32_t j = lp.start[size_t(f)]; j < lp.start[size_t(f + 1)]; ++j) {
-          if (!can_improve(bound + reduced[size_t(j)])) {
-            drop[size_t(node.start[size_t(g)] + (j - lp.start[size_t(f)]))] = 1;
-            any = true;
-          }
-        }
-      }
-      if (any) {
-        size_t idx = 0;
-        std::vector<char> keep_flag(node.items.size());
-        for (size_t j = 0; j < node.items.size(); ++j) keep_flag[j] = !drop[j];
-        child_base = filtered(node, [&](int32_t, int32_t) { return keep_flag[idx++] != 0; });
-        cur = &child_base;
-        // The LP solution may have used a dropped item: solve the smaller node afresh.
-        bool support_dropped = false;
-        for (int32_t f = 0; f < nf && !support_dropped; ++f) {
-          int32_t g = free_groups[size_t(f)];
-          for (int32_t j = lp.start[size_t(f)]; j < lp.start[size_t(f + 1)]; ++j) {
-            if (r.x[size_t(j)] > kSupportTol && drop[size_t(node.start[size_t(g)] + (j - lp.start[size_t(f)]))]) {
-              support_dropped = true;
-              break;
-            }
-          }
-        }
-        if (support_dropped) {
-          process(child_base, r.pi, false);
-          return;
-        }
+    bool support_dropped = false;
+    if (fix_by_reduced_cost(node, free_groups, lp, r, reduced, bound, child_base,
+                            support_dropped)) {
+      cur = &child_base;
+      // The LP solution used a dropped item: solve the smaller node afresh.
+      if (support_dropped) {
+        process(child_base, r.pi, false);
+        return;
       }
     }
 
     // Branch: the K rule first, then a fractional label count, then a fractional group, else any
     // group with a choice left.
     if (p_.max_distinct > 0 && branch_distinct(*cur, free_groups, lp, r, global)) return;
-    if (has_labels_ && !std::getenv("MOA_NO_COUNT") && branch_count(*cur, choice, free_groups, lp, r, global)) return;
+    if (has_labels_ && debug_.branch_on_counts &&
+        branch_count(*cur, choice, free_groups, lp, r, global)) {
+      return;
+    }
+    branch_group(cur, free_groups, fractional, best_item, lp, r, reduced, bound, global);
+  }
+
+  // Reduced-cost fixing of a node: `out` is the node without the items whose bound (the node's
+  // Lagrangian bound plus their reduced cost) cannot beat the incumbent. Returns whether any item
+  // went; support_dropped says whether the LP solution used one of them.
+  bool fix_by_reduced_cost(const Node& node, const std::vector<int32_t>& free_groups,
+                           const detail::LpProblem& lp, const detail::LpResult& r,
+                           const std::vector<double>& reduced, double bound, Node& out,
+                           bool& support_dropped) {
+    support_dropped = false;
+    if (inc_.empty()) return false;
+    const int32_t nf = int32_t(free_groups.size());
+    std::vector<char> drop(node.items.size(), 0);
+    bool any = false;
+    for (int32_t f = 0; f < nf; ++f) {
+      int32_t g = free_groups[size_t(f)];
+      for (int32_t j = lp.start[size_t(f)]; j < lp.start[size_t(f + 1)]; ++j) {
+        if (!can_improve(bound + reduced[size_t(j)])) {
+          drop[size_t(node.start[size_t(g)] + (j - lp.start[size_t(f)]))] = 1;
+          any = true;
+        }
+      }
+    }
+    if (!any) return false;
+    size_t idx = 0;
+    std::vector<char> keep_flag(node.items.size());
+    for (size_t j = 0; j < node.items.size(); ++j) keep_flag[j] = !drop[j];
+    out = filtered(node, [&](int32_t, int32_t) { return keep_flag[idx++] != 0; });
+    for (int32_t f = 0; f < nf && !support_dropped; ++f) {
+      int32_t g = free_groups[size_t(f)];
+      for (int32_t j = lp.start[size_t(f)]; j < lp.start[size_t(f + 1)]; ++j) {
+        if (r.x[size_t(j)] > kSupportTol &&
+            drop[size_t(node.start[size_t(g)] + (j - lp.start[size_t(f)]))]) {
+          support_dropped = true;
+          break;
+        }
+      }
+    }
+    return true;
+  }
+
+  // Branches on one group: the most fractional one, else any group with a choice left; one child
+  // per remaining item. A node with every group fixed is offered as it stands.
+  template <typename Global>
+  void branch_group(const Node* cur, const std::vector<int32_t>& free_groups,
+                    const std::vector<int32_t>& fractional, const std::vector<int32_t>& best_item,
+                    const detail::LpProblem& lp, const detail::LpResult& r,
+                    const std::vector<double>& reduced, double bound, Global global) {
+    const int32_t groups = int32_t(p_.groups());
     int32_t bf = -1;
     double bf_score = kInf;
     for (int32_t f : fractional) {
@@ -512,6 +546,7 @@ class BranchAndBound {
   double root_bound_ = -kInf;
   int64_t nodes_ = 0, iterations_ = 0;
   const int64_t max_nodes_;
+  const SolverDebug& debug_;
   bool stopped_ = false;
 };
 
@@ -550,10 +585,11 @@ double choice_cost(const ChoiceProblem& p, const std::vector<int32_t>& choice) {
   return c;
 }
 
-ChoiceResult solve_choice_mckp(const ChoiceProblem& p, const std::vector<double>& warm_duals, int64_t max_nodes) {
+ChoiceResult solve_choice_mckp(const ChoiceProblem& p, const std::vector<double>& warm_duals,
+                               int64_t max_nodes, const SolverDebug& debug) {
   check_problem(p);
   auto t0 = std::chrono::steady_clock::now();
-  BranchAndBound bb(p, max_nodes);
+  BranchAndBound bb(p, max_nodes, debug);
   ChoiceResult r = bb.run(warm_duals);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

@@ -64,7 +64,8 @@ struct Sweep {
   std::pair<double, double> density_bounds(size_t n) const {
     const double total = double(t.rows()) * double(t.lengths[n]);
     const double u = double(unit[n]);
-    const double hi_tokens = o.density * total, lo_tokens = o.lower_fraction * o.density * total;
+    const double hi_tokens = o.density_bound * total,
+                 lo_tokens = o.lower_fraction * o.density_bound * total;
     return {std::ceil(lo_tokens / u - 1e-9 * (1 + lo_tokens / u)),
             std::floor(hi_tokens / u + 1e-9 * (1 + hi_tokens / u))};
   }
@@ -119,14 +120,14 @@ struct Sweep {
     if (o.solver == ChoiceSolver::kCbc) {
       ChoiceResult r;
 #pragma omp critical(moa_cbc)
-      r = solve_choice_cbc(p, o.cbc_seconds);
+      r = solve_choice_cbc(p, o.cbc_seconds, o.debug);
       return r;
     }
-    ChoiceResult r = solve_choice_mckp(p, {}, o.node_limit);
+    ChoiceResult r = solve_choice_mckp(p, {}, o.node_limit, o.debug);
     if (r.proven) return r;
     ChoiceResult c;
 #pragma omp critical(moa_cbc)
-    c = solve_choice_cbc(p, o.cbc_seconds);
+    c = solve_choice_cbc(p, o.cbc_seconds, o.debug);
     // CBC's tolerances are its own: where the MCKP incumbent is as good, keep it.
     if (r.feasible && (!c.feasible || r.objective <= c.objective)) {
       c.choice = r.choice;
@@ -148,10 +149,10 @@ struct Sweep {
     pt.loss.assign(t.profile_lengths.size(), 0.0);
     for (size_t q = 0; q < t.profile_lengths.size(); ++q)
       for (int64_t h = 0; h < rows; ++h) pt.loss[q] += t.loss_at(q, h, pt.rule[size_t(h)]);
-    pt.density.assign(t.lengths.size(), 0.0);
+    pt.kv_density.assign(t.lengths.size(), 0.0);
     for (size_t n = 0; n < t.lengths.size(); ++n) {
-      for (int64_t h = 0; h < rows; ++h) pt.density[n] += t.density_at(n, pt.rule[size_t(h)]);
-      pt.density[n] /= double(rows);
+      for (int64_t h = 0; h < rows; ++h) pt.kv_density[n] += t.density_at(n, pt.rule[size_t(h)]);
+      pt.kv_density[n] /= double(rows);
     }
     pt.epsilon = eps;
     return pt;
@@ -190,14 +191,14 @@ bool same_losses(const ParetoPoint& a, const ParetoPoint& b) {
   input_error(
       "--density {}: no plan of the {} candidate rules keeps the KV density within [{:.4g}, {}] "
       "at every length (achievable per length: {}); choose another density or extend lengths",
-      o.density, t.rule_count(), o.lower_fraction * o.density, o.density, ranges);
+      o.density_bound, t.rule_count(), o.lower_fraction * o.density_bound, o.density_bound, ranges);
 }
 
 }  // namespace
 
 OptimizeResult optimize_pareto(const RuleTables& t, const OptimizeOptions& o) {
-  if (!(o.density > 0 && o.density <= 1)) {
-    input_error("--density {}: expected a KV density in (0, 1]", o.density);
+  if (!(o.density_bound > 0 && o.density_bound <= 1)) {
+    input_error("--density {}: expected a KV density in (0, 1]", o.density_bound);
   }
   MOA_CHECK(o.lower_fraction >= 0 && o.lower_fraction <= 1 && o.grid >= 1);
   MOA_CHECK(!t.profile_lengths.empty() && t.rule_count() > 0);
@@ -338,8 +339,8 @@ Plan make_plan(const RuleTables& t, const ParetoPoint& point, const CacheParams&
   for (size_t n = 0; n < t.lengths.size(); ++n) {
     double d = plan.kv_density(shape, t.lengths[n]);
     // The plan's own cache rule must give what the optimiser bounded.
-    MOA_CHECK(point.density.empty() || std::fabs(d - point.density[n]) < 1e-9,
-              "density at {}: plan {} vs optimiser {}", t.lengths[n], d, point.density[n]);
+    MOA_CHECK(point.kv_density.empty() || std::fabs(d - point.kv_density[n]) < 1e-9,
+              "density at {}: plan {} vs optimiser {}", t.lengths[n], d, point.kv_density[n]);
     plan.density()[t.lengths[n]] = d;
   }
   nlohmann::json loss = nlohmann::json::object();

@@ -1,10 +1,10 @@
 // Greedy repair and local search for "one item per group" (see optimizer_search.h).
 #include "optimizer_search.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 
 namespace moa::detail {
@@ -228,17 +228,21 @@ SearchScale make_search_scale(const ChoiceProblem& p) {
 
 bool local_search(const ChoiceProblem& p, const SearchScale& scale,
                   const std::vector<int32_t>& start, const std::vector<int32_t>& items,
-                  std::vector<int32_t>& choice, int64_t pair_budget) {
+                  std::vector<int32_t>& choice, int64_t pair_budget,
+                  const std::function<void(const std::string&)>& trace) {
   Search s(p, scale, start, items, choice);
-  const bool trace = pair_budget > 0 && std::getenv("MOA_OPT_TRACE");
-  if (trace) std::fprintf(stderr, "search: start cost %.10g\n", choice_cost(p, choice));
+  auto say = [&](const char* stage) {
+    if (trace && pair_budget > 0)
+      trace(fmt::format("search: {} {:.10g}", stage, choice_cost(p, choice)));
+  };
+  say("start cost");
   if (!s.repair()) return false;
-  if (trace) std::fprintf(stderr, "search: repaired %.10g\n", choice_cost(p, choice));
+  say("repaired");
   s.one_opt();
-  if (trace) std::fprintf(stderr, "search: 1-opt %.10g\n", choice_cost(p, choice));
+  say("1-opt");
   if (pair_budget > 0) {
     s.two_opt(pair_budget);
-    if (trace) std::fprintf(stderr, "search: 2-opt %.10g\n", choice_cost(p, choice));
+    say("2-opt");
     s.one_opt();
   }
   return choice_feasible(p, choice);

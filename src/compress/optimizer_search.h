@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "moa/compress/optimizer.h"
@@ -20,8 +22,10 @@ SearchScale make_search_scale(const ChoiceProblem& p);
 // `choice` (one item per group, drawn from the allowed items: group g may use
 // items[start[g] .. start[g+1])) is repaired towards feasibility and improved in place. Returns
 // choice_feasible(p, choice) at the end. pair_budget bounds the pair moves examined (0 = none).
+// trace (may be empty) gets the cost after each stage of a search with pair moves.
 bool local_search(const ChoiceProblem& p, const SearchScale& scale,
                   const std::vector<int32_t>& start, const std::vector<int32_t>& items,
-                  std::vector<int32_t>& choice, int64_t pair_budget);
+                  std::vector<int32_t>& choice, int64_t pair_budget,
+                  const std::function<void(const std::string&)>& trace = nullptr);
 
 }  // namespace moa::detail

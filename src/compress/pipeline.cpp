@@ -69,8 +69,11 @@ std::string model_fingerprint(const fs::path& dir) {
 // name). The values are stamped in calib.json; on a change, or in a directory with stages but no
 // stamp (older versions), this project's stage files are removed and made again. Only files
 // with the stage names are touched: --work may point at a directory holding other things.
-static void clear_stages_of_other_calibration(const CompressOptions& o,
-                                              const std::function<void(const std::string&)>& log) {
+namespace {
+
+using Log = std::function<void(const std::string&)>;
+
+void clear_stages_of_other_calibration(const CompressOptions& o, const Log& log) {
   const fs::path stamp = o.work / "calib.json";
   const nlohmann::json want = {{"samples", o.samples}, {"seed", o.seed}};
   auto is_stage = [](const fs::directory_entry& e) {
@@ -102,64 +105,98 @@ static void clear_stages_of_other_calibration(const CompressOptions& o,
   write_text_atomic(stamp, want.dump() + "\n");
 }
 
-CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::string& model_name,
-                            const CompressOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
-  CompressOptions o = opt;
-  auto log = [&](const std::string& s) {
-    if (o.log) o.log(s);
+// The settings with every default filled in, and the lengths the stages run at.
+struct Setup {
+  CompressOptions o;
+  std::vector<int64_t> vlengths;  // validation lengths, ascending: short first
+  bool short_by_default = false;
+  Log log;
+};
+
+Setup resolve(const Model& m, const std::string& model_name, const CompressOptions& opt) {
+  Setup st{opt, {}, false, nullptr};
+  CompressOptions& o = st.o;
+  st.log = [log = opt.log](const std::string& s) {
+    if (log) log(s);
   };
-  if (!(o.density > 0 && o.density <= 1)) input_error("--density {}: expected a KV density in (0, 1]", o.density);
+  const double d = o.optimize.density_bound;
+  if (!(d > 0 && d <= 1)) input_error("--density {}: expected a KV density in (0, 1]", d);
   const int64_t C = m.cfg.max_position;
-  if (C < 512) input_error("compress: the model's context ({} tokens) is too short to profile; need >= 512", C);
+  if (C < 512)
+    input_error("compress: the model's context ({} tokens) is too short to profile; need >= 512",
+                C);
   if (o.profile_lengths.empty()) {
     // A LongEval prompt needs ~130 tokens before its first line: shorter profiles hold nothing.
     for (int64_t L : {C / 4, C / 2, C}) {
       L = std::max<int64_t>(L, 256);
-      if (o.profile_lengths.empty() || o.profile_lengths.back() != L) o.profile_lengths.push_back(L);
+      if (o.profile_lengths.empty() || o.profile_lengths.back() != L)
+        o.profile_lengths.push_back(L);
     }
   }
   if (o.extend_lengths.empty()) o.extend_lengths = {2 * C};
   if (o.validation_length == 0) o.validation_length = 3 * C / 4;
-  const bool short_by_default = o.short_validation_length == 0;
-  if (short_by_default) o.short_validation_length = std::max<int64_t>(256, C / 8);
-  if (o.short_validation_length < -1 || (o.short_validation_length > 0 && o.short_validation_length < 128)) {
-    input_error("--short-validation-length {}: expected a length in [128, {}], or -1 for none", o.short_validation_length, C);
+  st.short_by_default = o.short_validation_length == 0;
+  if (st.short_by_default) o.short_validation_length = std::max<int64_t>(256, C / 8);
+  if (o.short_validation_length < -1 ||
+      (o.short_validation_length > 0 && o.short_validation_length < 128)) {
+    input_error("--short-validation-length {}: expected a length in [128, {}], or -1 for none",
+                o.short_validation_length, C);
   }
   if (o.short_validation_length > C) {
-    input_error("--short-validation-length {} exceeds the model's context {}", o.short_validation_length, C);
+    input_error("--short-validation-length {} exceeds the model's context {}",
+                o.short_validation_length, C);
   }
-  std::vector<int64_t> vlengths = {o.validation_length};
+  st.vlengths = {o.validation_length};
   if (o.short_validation_length > 0 && o.short_validation_length != o.validation_length) {
-    vlengths.insert(vlengths.begin(), o.short_validation_length);
+    st.vlengths.insert(st.vlengths.begin(), o.short_validation_length);
   }
   for (int64_t L : o.profile_lengths) {
-    if (L < 128 || L > C) input_error("--profile-lengths: {} is outside [128, {}] (the model's context)", L, C);
+    if (L < 128 || L > C)
+      input_error("--profile-lengths: {} is outside [128, {}] (the model's context)", L, C);
   }
-  if (o.validation_length > C) input_error("--validation-length {} exceeds the model's context {}", o.validation_length, C);
+  if (o.validation_length > C)
+    input_error("--validation-length {} exceeds the model's context {}", o.validation_length, C);
   if (o.work.empty()) o.work = o.out.parent_path() / ("moa-work-" + model_name);
-  fs::create_directories(o.work);
-  if (!o.model_id.empty()) {
-    const fs::path stamp = o.work / "model_id.txt";
-    if (fs::exists(stamp)) {
-      std::string had = read_text(stamp);
-      while (!had.empty() && (had.back() == '\n' || had.back() == ' ')) had.pop_back();
-      if (had != o.model_id) {
-        input_error("{}: holds stages computed for another checkpoint (model id {}, this one is {}); "
-                    "remove the directory or pass another --work", o.work.string(), had, o.model_id);
-      }
-    } else {
-      write_text_atomic(stamp, o.model_id + "\n");
-    }
-  }
-  clear_stages_of_other_calibration(o, log);
-  CompressResult res;
-  res.density = o.density;
+  return st;
+}
 
-  // 1. Calibration prompts per length, answered by the dense model.
+// Stages computed for another checkpoint are refused, never reused.
+void check_model_stamp(const CompressOptions& o) {
+  if (o.model_id.empty()) return;
+  const fs::path stamp = o.work / "model_id.txt";
+  if (!fs::exists(stamp)) {
+    write_text_atomic(stamp, o.model_id + "\n");
+    return;
+  }
+  std::string had = read_text(stamp);
+  while (!had.empty() && (had.back() == '\n' || had.back() == ' ')) had.pop_back();
+  if (had != o.model_id) {
+    input_error(
+        "{}: holds stages computed for another checkpoint (model id {}, this one is {}); "
+        "remove the directory or pass another --work",
+        o.work.string(), had, o.model_id);
+  }
+}
+
+// Rate and ETA of a stage on the log, at most every few seconds.
+std::function<void(int64_t, int64_t)> rate_log(const Log& log, std::string what) {
+  auto th = std::make_shared<Throttle>();
+  const auto t0 = std::chrono::steady_clock::now();
+  return [=](int64_t done, int64_t total) {
+    if (!th->due(done == total)) return;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log(fmt::format("{}: {}/{}  {:.2f} prompts/s  ETA {:.0f}s", what, done, total,
+                    double(done) / el, el / double(done) * double(total - done)));
+  };
+}
+
+// 1. Calibration prompts per length, answered by the dense model.
+void calibration_stage(const Model& m, const Tokenizer& tok, Setup& st, CompressResult& res) {
+  const CompressOptions& o = st.o;
   std::vector<int64_t> calib_lengths = o.profile_lengths;
-  for (int64_t L : vlengths) {
-    if (std::find(calib_lengths.begin(), calib_lengths.end(), L) == calib_lengths.end()) calib_lengths.push_back(L);
+  for (int64_t L : st.vlengths) {
+    if (std::find(calib_lengths.begin(), calib_lengths.end(), L) == calib_lengths.end())
+      calib_lengths.push_back(L);
   }
   WordLists words = WordLists::load(o.words.empty() ? WordLists::default_dir() : o.words);
   for (int64_t L : calib_lengths) {
@@ -172,212 +209,240 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
     c.lengths = {L};
     c.samples_per_length = o.samples;
     c.seed = o.seed * 7919 + uint64_t(L);
-    Throttle th;
-    auto t = std::chrono::steady_clock::now();
-    auto progress = [&](int64_t done, int64_t total) {
-      if (!th.due(done == total)) return;
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      log(fmt::format("calib {}: {}/{}  {:.2f} prompts/s  ETA {:.0f}s", L, done, total, double(done) / el,
-                      el / double(done) * double(total - done)));
-    };
-    std::vector<nlohmann::json> rows;
     try {
-      rows = make_calibration_set(m, tok, words, c, progress);
+      calibrate(m, tok, words, c, f, rate_log(st.log, fmt::format("calib {}", L)));
     } catch (const InputError& e) {
       // The default short length may hold no prompt with this tokenizer: validate without it.
-      if (!(short_by_default && L == o.short_validation_length)) throw;
-      log(fmt::format("validate: no short validation at {} tokens ({})", L, e.what()));
-      vlengths.erase(std::remove(vlengths.begin(), vlengths.end(), L), vlengths.end());
-      continue;
+      if (!(st.short_by_default && L == o.short_validation_length)) throw;
+      st.log(fmt::format("validate: no short validation at {} tokens ({})", L, e.what()));
+      st.vlengths.erase(std::remove(st.vlengths.begin(), st.vlengths.end(), L), st.vlengths.end());
     }
-    write_text_atomic(f, to_jsonl(rows));
   }
+}
 
-  // 2. Profiles (each resumes from its own partial checkpoint).
+// 2. Profiles (each resumes from its own partial checkpoint).
+std::vector<Profile> profile_stage(const Model& m, const Tokenizer& tok,
+                                   const std::string& model_name, const Setup& st,
+                                   CompressResult& res) {
+  const CompressOptions& o = st.o;
   std::vector<Profile> profiles;
-  std::vector<std::string> names;
   for (int64_t L : o.profile_lengths) {
     const fs::path f = o.work / fmt::format("profile_{}.safetensors", L);
     std::optional<Profile> have;
     if (fs::exists(f)) have = Profile::load(f);
     if (have && have->influence_kind != influence_name(o.influence)) {
-      log(fmt::format("profile {}: {} holds '{}' influence, this run '{}'; profiling again", L, f.string(),
-                      have->influence_kind, influence_name(o.influence)));
+      st.log(fmt::format("profile {}: {} holds '{}' influence, this run '{}'; profiling again", L,
+                         f.string(), have->influence_kind, influence_name(o.influence)));
       fs::remove(f);
       have.reset();
     }
     if (have) {
       res.reused.push_back(f.filename().string());
       profiles.push_back(std::move(*have));
-    } else {
-      const fs::path data = o.work / fmt::format("calib_{}.jsonl", L);
-      std::vector<TokenizedSample> samples;
-      for (const auto& s : load_calib(data)) samples.push_back(tokenize_sample(tok, s));
-      ProfileOptions po;
-      po.length = L;
-      po.model_name = model_name;
-      po.kind = o.influence;
-      Throttle th;
-      po.progress = [&](const ProfileProgress& p) {
-        if (!th.due(p.done == p.total)) return;
-        log(fmt::format("profile {}: {}/{}  {:.2f} samples/s  ETA {:.0f}s", L, p.done, p.total, p.samples_per_s, p.eta_s));
-      };
-      run_profile(m, samples, data, f, po);
-      profiles.push_back(Profile::load(f));
+      continue;
     }
-    names.push_back(f.string());
+    const fs::path data = o.work / fmt::format("calib_{}.jsonl", L);
+    ProfileOptions po;
+    po.length = L;
+    po.model_name = model_name;
+    po.kind = o.influence;
+    auto th = std::make_shared<Throttle>();
+    po.progress = [&, th](const ProfileProgress& p) {
+      if (!th->due(p.done == p.total)) return;
+      st.log(fmt::format("profile {}: {}/{}  {:.2f} samples/s  ETA {:.0f}s", L, p.done, p.total,
+                         p.samples_per_s, p.eta_s));
+    };
+    run_profile(m, load_tokenized_calib(data, tok, m.cfg.vocab), data, f, po);
+    profiles.push_back(Profile::load(f));
   }
+  return profiles;
+}
 
-  // 3. Pareto plans at this density.
-  const fs::path plans_dir = o.work / ("plans-" + density_tag(o.density));
-  check_profiles(profiles, names);
-  // A length where even the minimum cache exceeds the budget (min_cache > D*N: every head keeps
-  // at least 128 tokens) cannot take part: its density bound is unreachable. A length where the
-  // minimum cache takes more than half the budget leaves no room to choose either: its bound
-  // forces nearly every head to the minimum at that length, and the elastic rules then cannot
-  // reach far at the long lengths (moa-tiny at 0.25 with 512 profiled: every head beta 0.25,
-  // validation NLL 0.90 against dense's 0.009; without it 0.06). Such lengths are left out of
-  // this density's objectives and constraints while a roomier one remains, and said so.
-  std::vector<Profile> used;
+// The profile lengths this density can use, and the extend lengths it can bound. A length where
+// even the minimum cache exceeds the budget (min_cache > D*N: every head keeps at least 128
+// tokens) cannot take part: its density bound is unreachable. A length where the minimum cache
+// takes more than half the budget leaves no room to choose either: its bound forces nearly every
+// head to the minimum at that length, and the elastic rules then cannot reach far at the long
+// lengths (moa-tiny at 0.25 with 512 profiled: every head beta 0.25, validation NLL 0.90 against
+// dense's 0.009; without it 0.06). Such lengths are left out of this density's objectives and
+// constraints while a roomier one remains, and said so.
+struct LengthChoice {
+  std::vector<size_t> used;  // indices into the profiles
   std::vector<int64_t> used_lengths, extend;
-  std::vector<std::string> left_out;
-  auto share = [&](int64_t L) { return double(kPlanMinCache) / (o.density * double(L)); };
+  std::vector<std::string> left_out;  // one line per profile length left out
+};
+
+LengthChoice choose_lengths(const std::vector<Profile>& profiles, const CompressOptions& o) {
+  const double d = o.optimize.density_bound;
+  auto share = [&](int64_t L) { return double(kPlanMinCache) / (d * double(L)); };
   bool any_roomy = false;
   for (const Profile& p : profiles) any_roomy = any_roomy || share(p.length) <= 0.5;
+  LengthChoice c;
   for (size_t i = 0; i < profiles.size(); ++i) {
     const double sh = share(profiles[i].length);
     if (sh <= (any_roomy ? 0.5 : 1.0)) {
-      used.push_back(profiles[i]);
-      used_lengths.push_back(profiles[i].length);
+      c.used.push_back(i);
+      c.used_lengths.push_back(profiles[i].length);
     } else {
-      left_out.push_back(fmt::format("optimize: profile length {} left out at density {} (the minimum cache of {} tokens is "
-                                     "{:.2f} of its budget{})",
-                                     profiles[i].length, o.density, kPlanMinCache, sh, sh <= 1.0 ? ", over half" : ""));
+      c.left_out.push_back(fmt::format(
+          "optimize: profile length {} left out at density {} (the minimum cache of {} tokens is "
+          "{:.2f} of its budget{})",
+          profiles[i].length, d, kPlanMinCache, sh, sh <= 1.0 ? ", over half" : ""));
     }
   }
+  // As the rule tables keep them (ascending, once, none equal to a profile length), so that the
+  // summary's record of them compares equal on the next run.
   for (int64_t L : o.extend_lengths) {
-    if (double(kPlanMinCache) <= o.density * double(L)) extend.push_back(L);
+    const bool profiled =
+        std::find(c.used_lengths.begin(), c.used_lengths.end(), L) != c.used_lengths.end();
+    if (double(kPlanMinCache) <= d * double(L) && !profiled) c.extend.push_back(L);
   }
-  // Plans made under other lengths (other options, or an older selection rule) are made again.
-  const nlohmann::json lengths_key = {
-      {"profile", used_lengths}, {"extend", extend}, {"influence", influence_name(o.influence)}};
-  const fs::path vfile = o.work / ("validate-" + density_tag(o.density) + ".json");
-  if (fs::exists(plans_dir / "summary.json") &&
-      nlohmann::json::parse(read_text(plans_dir / "summary.json")).value("lengths", nlohmann::json()) != lengths_key) {
-    log(fmt::format("optimize: {} was made for other lengths or another influence kind; making it again", plans_dir.string()));
+  std::sort(c.extend.begin(), c.extend.end());
+  c.extend.erase(std::unique(c.extend.begin(), c.extend.end()), c.extend.end());
+  return c;
+}
+
+// 3. Pareto plans at this density (optimize_to_dir, as `moa optimize` writes them). Plans made
+// under other lengths (other options, or an older selection rule) are made again, and their
+// validation with them.
+fs::path optimize_stage(std::vector<Profile> profiles, const Model& m, const Setup& st,
+                        CompressResult& res) {
+  const CompressOptions& o = st.o;
+  const fs::path plans_dir = o.work / ("plans-" + density_tag(o.optimize.density_bound));
+  const fs::path summary = plans_dir / "summary.json";
+  std::vector<std::string> names;
+  for (int64_t L : o.profile_lengths)
+    names.push_back((o.work / fmt::format("profile_{}.safetensors", L)).string());
+  check_profiles(profiles, names);
+  LengthChoice c = choose_lengths(profiles, o);
+  const nlohmann::json lengths_key = {{"profile", c.used_lengths},
+                                      {"extend", c.extend},
+                                      {"influence", influence_name(o.influence)}};
+  if (fs::exists(summary) &&
+      nlohmann::json::parse(read_text(summary)).value("lengths", nlohmann::json()) != lengths_key) {
+    st.log(fmt::format(
+        "optimize: {} was made for other lengths or another influence kind; making it again",
+        plans_dir.string()));
     fs::remove_all(plans_dir);
-    fs::remove(vfile);
+    fs::remove(o.work / ("validate-" + density_tag(o.optimize.density_bound) + ".json"));
   }
-  if (fs::exists(plans_dir / "summary.json")) {
+  if (fs::exists(summary)) {
     res.reused.push_back(plans_dir.filename().string());
-  } else {
-    for (const std::string& line : left_out) log(line);
-    if (used.empty()) {
-      input_error("--density {}: below the minimum cache ({} tokens) at every profile length; profile longer lengths",
-                  o.density, kPlanMinCache);
-    }
-    auto rules = candidate_rules(used_lengths, extend);
-    RuleTables tables = build_rule_tables(used, extend, rules);
-    OptimizeOptions oo;
-    oo.density = o.density;
-    oo.max_rules_per_layer = int32_t(o.max_rules_per_layer);
-    oo.grid = o.grid;
-    oo.solver = o.solver;
-    oo.node_limit = o.node_limit;
-    oo.cbc_seconds = o.cbc_seconds;
-    const auto t_solve = std::chrono::steady_clock::now();
-    oo.progress = [&](int64_t done, int64_t total, const std::string& what) {
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_solve).count();
-      const double eta = done > 0 ? el / double(done) * double(total - done) : 0;
-      log(fmt::format("optimize: solve {}/{} {} [{:.1f} s, ETA {:.0f} s]", done, total, what, el, eta));
-    };
-    OptimizeResult r = optimize_pareto(tables, oo);
-    fs::create_directories(plans_dir);
-    nlohmann::json summary = {{"density", o.density}, {"plans", nlohmann::json::array()}};
-    for (size_t i = 0; i < r.plans.size(); ++i) {
-      const std::string file = fmt::format("plan_{:03d}.json", i);
-      Plan p = make_plan(tables, r.plans[i]);
-      p.save(plans_dir / file, PlanForm::kExtended);
-      nlohmann::json loss = nlohmann::json::object(), dens = nlohmann::json::object();
-      for (size_t k = 0; k < tables.profile_lengths.size(); ++k) loss[std::to_string(tables.profile_lengths[k])] = r.plans[i].loss[k];
-      for (size_t k = 0; k < tables.lengths.size(); ++k) dens[std::to_string(tables.lengths[k])] = r.plans[i].density[k];
-      summary["plans"].push_back({{"file", file}, {"loss", loss}, {"density", dens}});
-    }
-    summary["lengths"] = lengths_key;
-    summary["solves"] = r.solves;
-    summary["cbc_fallbacks"] = r.cbc_fallbacks;
-    summary["unproven_solves"] = r.unproven_solves;
-    summary["seconds"] = r.seconds;
-    write_text_atomic(plans_dir / "summary.json", summary.dump(2) + "\n");
-    log(fmt::format("optimize: {} Pareto plans from {} solves ({} handed to CBC at the node limit) in {:.1f}s",
-                    r.plans.size(), r.solves, r.cbc_fallbacks, r.seconds));
-    if (r.unproven_solves > 0) log(fmt::format("optimize: warning: {} solves not proven optimal", r.unproven_solves));
+    return plans_dir;
   }
+  for (const std::string& line : c.left_out) st.log(line);
+  if (c.used.empty()) {
+    input_error(
+        "--density {}: below the minimum cache ({} tokens) at every profile length; profile longer "
+        "lengths",
+        o.optimize.density_bound, kPlanMinCache);
+  }
+  std::vector<Profile> used;
+  std::vector<std::string> used_names;
+  for (size_t i : c.used) {
+    used.push_back(std::move(profiles[i]));
+    used_names.push_back(names[i]);
+  }
+  profiles.clear();
+  OptimizeStageOptions so;
+  so.optimize = o.optimize;
+  so.extend_lengths = c.extend;
+  so.kv_heads = m.cfg.kv_heads;
+  so.log = [&](const std::string& s) { st.log("optimize: " + s); };
+  optimize_to_dir(std::move(used), used_names, plans_dir, so);
+  return plans_dir;
+}
 
-  // 4. Validation at lengths not profiled; the lowest mean NLL / dense NLL wins.
-  nlohmann::json v;
+// 4. Validation at lengths not profiled; the lowest mean NLL / dense NLL wins.
+nlohmann::json validation_stage(const Model& m, const Tokenizer& tok, const Setup& st,
+                                const fs::path& plans_dir, CompressResult& res) {
+  const CompressOptions& o = st.o;
+  const fs::path vfile = o.work / ("validate-" + density_tag(o.optimize.density_bound) + ".json");
   if (fs::exists(vfile)) {
-    v = nlohmann::json::parse(read_text(vfile));
-    if (v.value("validation_lengths", nlohmann::json()) != nlohmann::json(vlengths)) {
-      log(fmt::format("validate: {} was made at other lengths; validating again", vfile.string()));
-      v = nlohmann::json();
-    } else {
+    nlohmann::json v = nlohmann::json::parse(read_text(vfile));
+    if (v.value("validation_lengths", nlohmann::json()) == nlohmann::json(st.vlengths)) {
       res.reused.push_back(vfile.filename().string());
+      return v;
     }
+    st.log(fmt::format("validate: {} was made at other lengths; validating again", vfile.string()));
   }
-  if (v.is_null()) {
-    std::vector<NamedPlan> plans;
-    for (const auto& f : list_plan_files(plans_dir)) plans.push_back({f.filename().string(), Plan::load(f)});
-    if (plans.empty()) input_error("{}: no plans to validate", plans_dir.string());
-    nlohmann::json per_length = nlohmann::json::object();
-    std::map<std::string, double> score;
-    for (int64_t L : vlengths) {
-      std::vector<TokenizedSample> samples;
-      for (const auto& s : load_calib(o.work / fmt::format("calib_{}.jsonl", L))) samples.push_back(tokenize_sample(tok, s));
-      Throttle th;
-      ValidationResult r = validate_plans(m, plans, samples, L, [&](int64_t done, int64_t total) {
-        if (th.due(done == total)) log(fmt::format("validate at {}: {}/{}", L, done, total));
-      });
-      per_length[std::to_string(L)] = {{"best", r.best}, {"nll", r.nll}, {"dense_nll", r.dense_nll}, {"samples", r.samples}};
-      // Relative to dense, so that each length weighs the same whatever its NLL scale.
-      for (const auto& [name, nll] : r.nll) score[name] += nll / std::max(r.dense_nll, 1e-12) / double(vlengths.size());
-    }
-    std::string best;
-    for (const auto& [name, sc] : score)  // in name order: the first on ties
-      if (best.empty() || sc < score[best]) best = name;
-    const nlohmann::json& main = per_length[std::to_string(o.validation_length)];
-    v = {{"best", best},
-         {"score", score},
-         {"nll", main["nll"]},
-         {"dense_nll", main["dense_nll"]},
-         {"samples", main["samples"]},
-         {"length", o.validation_length},
-         {"validation_lengths", vlengths},
-         {"per_length", per_length}};
-    write_text_atomic(vfile, v.dump(2) + "\n");
-    log(fmt::format("validate: {} wins (mean NLL / dense NLL {:.4f} over lengths {})", best, score[best],
-                    fmt::join(vlengths, ", ")));
+  nlohmann::json per_length = nlohmann::json::object();
+  std::map<std::string, double> score;
+  for (int64_t L : st.vlengths) {
+    auto th = std::make_shared<Throttle>();
+    const ValidationResult r =
+        validate_plan_dir(m, tok, plans_dir, o.work / fmt::format("calib_{}.jsonl", L), L, 0,
+                          [&, th](int64_t done, int64_t total) {
+                            if (th->due(done == total))
+                              st.log(fmt::format("validate at {}: {}/{}", L, done, total));
+                          });
+    per_length[std::to_string(L)] = {
+        {"best", r.best}, {"nll", r.nll}, {"dense_nll", r.dense_nll}, {"samples", r.samples}};
+    // Relative to dense, so that each length weighs the same whatever its NLL scale.
+    for (const auto& [name, nll] : r.nll)
+      score[name] += nll / std::max(r.dense_nll, 1e-12) / double(st.vlengths.size());
   }
-  res.best = v["best"].get<std::string>();
-  res.validation_nll = v["nll"][res.best].get<double>();
-  res.dense_validation_nll = v["dense_nll"].get<double>();
-  res.pareto_plans = int64_t(v["nll"].size());
+  std::string best;
+  for (const auto& [name, sc] : score)  // in name order: the first on ties
+    if (best.empty() || sc < score[best]) best = name;
+  const nlohmann::json& main = per_length[std::to_string(o.validation_length)];
+  nlohmann::json v = {{"best", best},
+                      {"score", score},
+                      {"nll", main["nll"]},
+                      {"dense_nll", main["dense_nll"]},
+                      {"samples", main["samples"]},
+                      {"length", o.validation_length},
+                      {"validation_lengths", st.vlengths},
+                      {"per_length", per_length}};
+  write_text_atomic(vfile, v.dump(2) + "\n");
+  st.log(fmt::format("validate: {} wins (mean NLL / dense NLL {:.4f} over lengths {})", best,
+                     score[best], fmt::join(st.vlengths, ", ")));
+  return v;
+}
 
-  // The chosen plan, with where it came from.
+// The chosen plan at --out, with where it came from, and its densities.
+void write_chosen_plan(const Model& m, const std::string& model_name, const Setup& st,
+                       const fs::path& plans_dir, CompressResult& res) {
+  const CompressOptions& o = st.o;
   Plan best = Plan::load(plans_dir / res.best);
   nlohmann::json lengths = best.lengths().is_object() ? best.lengths() : nlohmann::json::object();
   lengths["validation"] = o.validation_length;
   lengths["validation_nll"] = res.validation_nll;
   lengths["dense_validation_nll"] = res.dense_validation_nll;
-  lengths["validation_lengths"] = vlengths;
+  lengths["validation_lengths"] = st.vlengths;
   best.set_lengths(lengths);
   if (!best.model()) best.set_model(model_name);
   best.save(o.out, PlanForm::kExtended);
   const AttentionShape shape{m.cfg.layers, m.cfg.heads, m.cfg.kv_heads};
-  for (int64_t L : o.profile_lengths) res.kv_density[L] = best.kv_density(shape, L);
-  for (int64_t L : o.extend_lengths) res.kv_density[L] = best.kv_density(shape, L);
-  for (int64_t L : vlengths) res.kv_density[L] = best.kv_density(shape, L);
+  for (const auto* ls : {&o.profile_lengths, &o.extend_lengths, &st.vlengths}) {
+    for (int64_t L : *ls) {
+      res.kv_density[L] = best.kv_density(shape, L);
+      res.stored_density[L] = best.stored_density(shape, L);
+      res.prefill_density[L] = best.prefill_density(shape, L);
+    }
+  }
   res.plan = o.out;
+}
+
+}  // namespace
+
+CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::string& model_name,
+                            const CompressOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Setup st = resolve(m, model_name, opt);
+  fs::create_directories(st.o.work);
+  check_model_stamp(st.o);
+  clear_stages_of_other_calibration(st.o, st.log);
+  CompressResult res;
+  res.density_bound = st.o.optimize.density_bound;
+  calibration_stage(m, tok, st, res);
+  const fs::path plans_dir = optimize_stage(profile_stage(m, tok, model_name, st, res), m, st, res);
+  const nlohmann::json v = validation_stage(m, tok, st, plans_dir, res);
+  res.best = v["best"].get<std::string>();
+  res.validation_nll = v["nll"][res.best].get<double>();
+  res.dense_validation_nll = v["dense_nll"].get<double>();
+  res.pareto_plans = int64_t(v["nll"].size());
+  write_chosen_plan(m, model_name, st, plans_dir, res);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

@@ -110,4 +110,28 @@ ValidationResult validate_plans(const Model& m, const std::vector<NamedPlan>& pl
   return r;
 }
 
+ValidationResult validate_plan_dir(const Model& m, const Tokenizer& tok,
+                                   const std::filesystem::path& plans_dir,
+                                   const std::filesystem::path& data, int64_t length,
+                                   int64_t max_samples,
+                                   const std::function<void(int64_t, int64_t)>& progress) {
+  if (length < 2) input_error("--length {}: expected at least 2 tokens", length);
+  const ModelConfig& c = m.cfg;
+  std::vector<NamedPlan> plans;
+  for (const auto& f : list_plan_files(plans_dir)) {
+    Plan p = Plan::load(f);
+    p.check_shape(c.layers, c.heads, c.kv_heads);
+    plans.push_back({f.filename().string(), std::move(p)});
+  }
+  std::vector<TokenizedSample> samples;
+  int64_t fitting = 0;
+  for (TokenizedSample& s : load_tokenized_calib(data, tok, c.vocab)) {
+    const bool fits = s.size() <= length && s.scored_tokens() > 0;
+    if (max_samples > 0 && fits && fitting >= max_samples) continue;  // only the first K that fit
+    fitting += fits;
+    samples.push_back(std::move(s));
+  }
+  return validate_plans(m, plans, samples, length, progress);
+}
+
 }  // namespace moa

@@ -4,29 +4,13 @@
 
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
+#include "moa/core/jsonl.h"
 
 namespace moa {
 
 namespace {
 
-const char* json_kind(const nlohmann::json& j) {
-  if (j.is_string()) return "a string";
-  if (j.is_number_integer()) return "an integer";
-  if (j.is_number()) return "a number";
-  if (j.is_boolean()) return "a boolean";
-  if (j.is_null()) return "null";
-  if (j.is_array()) return "an array";
-  return "an object";
-}
-
-CalibSample parse_line(const std::string& line, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    input_error("{}: not JSON ({}); expected one object per line", where, e.what());
-  }
-  if (!j.is_object()) input_error("{}: is {}, expected a JSON object", where, json_kind(j));
+CalibSample parse_sample(const nlohmann::json& j, const std::string& where) {
   CalibSample s;
   auto p = j.find("prompt");
   if (p == j.end()) input_error("{}: field 'prompt' is missing, expected a string", where);
@@ -55,17 +39,9 @@ CalibSample parse_line(const std::string& line, const std::string& where) {
 
 std::vector<CalibSample> parse_calib(const std::string& text, const std::string& source) {
   std::vector<CalibSample> out;
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    out.push_back(parse_line(line, source + ":" + std::to_string(line_no)));
-  }
+  for_each_jsonl_object(text, source, [&](const nlohmann::json& j, const std::string& where) {
+    out.push_back(parse_sample(j, where));
+  });
   if (out.empty())
     input_error("{}: no samples (expected JSONL, one {{\"prompt\", \"answer\"}} per line)", source);
   return out;
@@ -93,6 +69,25 @@ TokenizedSample tokenize_sample(const Tokenizer& tok, const CalibSample& s) {
     r.loss_mask[size_t(t)] = 1.0f;
   }
   return r;
+}
+
+std::vector<TokenizedSample> load_tokenized_calib(const std::filesystem::path& path,
+                                                  const Tokenizer& tok, int64_t vocab) {
+  const std::vector<CalibSample> raw = load_calib(path);
+  std::vector<TokenizedSample> out;
+  out.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    out.push_back(tokenize_sample(tok, raw[i]));
+    for (int32_t id : out.back().ids) {
+      if (vocab > 0 && (id < 0 || id >= vocab)) {
+        input_error(
+            "{}: sample {} has token id {}, outside the model's vocab of {} (is the "
+            "tokenizer of another model?)",
+            path.string(), i + 1, id, vocab);
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace moa

@@ -1,42 +1,29 @@
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 
 #include "moa/core/error.h"
 #include "moa/eval/eval.h"
 #include "moa/model/forward.h"
+#include "moa/core/jsonl.h"
 #include "moa/data/tasks.h"
 
 namespace moa {
 
 std::vector<RetrievalItem> load_retrieval_jsonl(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) input_error("{}: cannot open", path.string());
   std::vector<RetrievalItem> items;
-  std::string line;
-  int64_t no = 0;
-  while (std::getline(in, line)) {
-    ++no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const std::exception& e) {
-      input_error("{}:{}: not JSON ({})", path.string(), no, e.what());
-    }
-    if (!j.is_object()) input_error("{}:{}: expected a JSON object", path.string(), no);
+  for_each_jsonl_object(path, [&](const nlohmann::json& j, const std::string& where) {
     RetrievalItem it;
     if (!j.contains("prompt") || !j["prompt"].is_string()) {
-      input_error("{}:{}: field 'prompt' missing or not a string", path.string(), no);
+      input_error("{}: field 'prompt' missing or not a string", where);
     }
     it.prompt = j["prompt"].get<std::string>();
     if (!j.contains("expected_number") || !j["expected_number"].is_number_integer()) {
-      input_error("{}:{}: field 'expected_number' missing or not an integer", path.string(), no);
+      input_error("{}: field 'expected_number' missing or not an integer", where);
     }
     it.expected = j["expected_number"].get<int64_t>();
     if (j.contains("num_lines")) {
       if (!j["num_lines"].is_number_integer() || j["num_lines"].get<int64_t>() < 1) {
-        input_error("{}:{}: field 'num_lines' is not a positive integer", path.string(), no);
+        input_error("{}: field 'num_lines' is not a positive integer", where);
       }
       it.num_lines = j["num_lines"].get<int64_t>();
       const auto& idx = j.value("random_idx", nlohmann::json());
@@ -48,7 +35,7 @@ std::vector<RetrievalItem> load_retrieval_jsonl(const std::filesystem::path& pat
     }
     it.depth = std::clamp(it.depth, 0.0, 1.0);
     items.push_back(std::move(it));
-  }
+  });
   if (items.empty()) input_error("{}: no records", path.string());
   return items;
 }

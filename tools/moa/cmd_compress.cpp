@@ -30,13 +30,25 @@ void run(CompressCli& o) {
   std::string name = std::filesystem::path(o.dir).filename().string();
   if (name.empty()) name = std::filesystem::path(o.dir).parent_path().filename().string();
   CompressResult r = run_compress(m, *tok, name, o.c);
-  nlohmann::json kv = nlohmann::json::object();
-  for (const auto& [n, d] : r.kv_density) kv[std::to_string(n)] = d;
+  auto by_length = [](const std::map<int64_t, double>& m) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [n, d] : m) j[std::to_string(n)] = d;
+    return j;
+  };
   if (o.json) {
-    print_json({{"plan", r.plan.string()}, {"density", r.density}, {"kv_density", kv},
-                {"seconds", r.seconds}, {"best", r.best}, {"pareto_plans", r.pareto_plans},
-                {"validation_nll", r.validation_nll}, {"dense_validation_nll", r.dense_validation_nll},
-                {"reused", r.reused}, {"influence", influence_name(o.c.influence)}});
+    print_json({{"plan", r.plan.string()},
+                {"density", r.density_bound},
+                {"density_bound", r.density_bound},
+                {"kv_density", by_length(r.kv_density)},
+                {"stored_density", by_length(r.stored_density)},
+                {"prefill_density", by_length(r.prefill_density)},
+                {"seconds", r.seconds},
+                {"best", r.best},
+                {"pareto_plans", r.pareto_plans},
+                {"validation_nll", r.validation_nll},
+                {"dense_validation_nll", r.dense_validation_nll},
+                {"reused", r.reused},
+                {"influence", influence_name(o.c.influence)}});
   } else {
     std::printf("%s: best of %lld Pareto plans (%s), validation NLL %.4f (dense %.4f), %.0f s\n",
                 r.plan.c_str(), (long long)r.pareto_plans, r.best.c_str(), r.validation_nll,
@@ -47,7 +59,9 @@ void run(CompressCli& o) {
 void setup(CLI::App& app) {
   auto o = std::make_shared<CompressCli>();
   app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
-  app.add_option("--density", o->c.density, "KV density budget in (0, 1]")->required();
+  app.add_option("--density", o->c.optimize.density_bound,
+                 "KV density budget in (0, 1]: bounds the mean over query heads of kept / N")
+      ->required();
   app.add_option("--out", o->out, "plan JSON to write")->required();
   app.add_option("--work", o->work, "stage directory (default: next to --out, moa-work-<model>)");
   app.add_option("--profile-lengths", o->c.profile_lengths, "profile lengths (default C/4,C/2,C)")->delimiter(',');
@@ -56,9 +70,7 @@ void setup(CLI::App& app) {
   app.add_option("--short-validation-length", o->c.short_validation_length,
                  "second, short validation length (default max(256, C/8); -1: none)");
   app.add_option("--samples", o->c.samples, "calibration prompts per length (default 64)")->check(CLI::Range(int64_t(1), int64_t(100000)));
-  app.add_option("--max-rules-per-layer", o->c.max_rules_per_layer, "at most K distinct rules per layer (0 = any)");
-  app.add_option("--grid", o->c.grid, "epsilon grid points per secondary objective");
-  add_solver_options(app, o->c.solver, o->c.node_limit, o->c.cbc_seconds);
+  add_optimizer_options(app, o->c.optimize);
   app.add_option("--influence", o->c.influence,
                  "profile tiles: entry (sum of per-entry E, docs/ARCHITECTURE.md; default) or tile (each tile's "
                  "entries removed together)")

@@ -76,16 +76,15 @@ void run_calib(const DataOptions& o) {
   c.passkey_fraction = o.passkey_fraction;
   c.seed = o.seed;
   auto t0 = std::chrono::steady_clock::now();
-  auto rows = make_calibration_set(m, *tok, words, c, [&](int64_t done, int64_t total) {
+  const CalibrationReport r = calibrate(m, *tok, words, c, o.out, [&](int64_t done, int64_t total) {
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "\rcalib: %lld/%lld  %.2f samples/s  ETA %.0fs   ", (long long)done, (long long)total,
                  double(done) / el, el / double(done) * double(total - done));
   });
   std::fprintf(stderr, "\n");
-  int64_t right = 0;
-  for (const auto& r : rows) right += r["model_correct"].get<bool>();
-  std::fprintf(stderr, "calib: the model's own answers are right on %lld of %zu prompts\n", (long long)right, rows.size());
-  write_jsonl(o.out, rows);
+  std::fprintf(stderr, "calib: the model's own answers are right on %lld of %lld prompts\n",
+               (long long)r.model_correct, (long long)r.samples);
+  std::fprintf(stderr, "wrote %lld records to %s\n", (long long)r.samples, o.out.c_str());
 }
 
 void setup(CLI::App& app) {

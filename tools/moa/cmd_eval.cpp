@@ -4,16 +4,16 @@
 // the relative drop.
 // moa eval ppl: perplexity of a text cut into windows, or of a calibration set's answers, under
 // the chosen attention; --vs-dense also runs dense and reports the relative change.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
-#include <random>
-#include <unistd.h>
 
 #include "command.h"
 #include "common.h"
+#include "moa/data/calib.h"
 #include "moa/core/error.h"
 #include "moa/eval/eval.h"
-#include "moa/data/calib.h"
 #include "moa/core/file_io.h"
 #include "moa/model/forward.h"
 #include "moa/eval/ppl.h"
@@ -47,38 +47,14 @@ std::vector<RetrievalItem> longeval_items(const EvalOptions& o) {
   }
   if (o.lines.empty()) input_error("give --data F.jsonl or --lines N1,N2,.. --samples K");
   WordLists words = WordLists::load(o.words.empty() ? WordLists::default_dir() : std::filesystem::path(o.words));
-  const KeySplit split = parse_key_split(o.split);
-  std::vector<RetrievalItem> items;
-  for (int64_t n : o.lines) {
-    if (n < 1) input_error("--lines: {} is not a positive line count", n);
-    std::mt19937_64 rng(o.seed * 1000003ULL + uint64_t(n));
-    for (int64_t i = 0; i < o.samples; ++i) {
-      // The asked line sweeps the record evenly, so every depth bucket is covered.
-      const int64_t ask = (i * n) / o.samples;
-      LongEvalRecord r = make_longeval(rng, words, n, split, ask);
-      items.push_back({r.prompt, r.expected_number, n, n > 1 ? double(ask) / double(n - 1) : 0.0});
-    }
-  }
-  return items;
+  return longeval_eval_set(words, o.lines, o.samples, o.seed, parse_key_split(o.split));
 }
 
 std::vector<RetrievalItem> passkey_items(const EvalOptions& o) {
   if (!o.data.empty()) return load_retrieval_jsonl(o.data);
-  std::vector<int64_t> repeats = o.repeats.empty() ? std::vector<int64_t>{20, 40, 70} : o.repeats;
-  std::vector<double> depths = o.depths.empty() ? std::vector<double>{0, 0.25, 0.5, 0.75, 1} : o.depths;
-  std::vector<RetrievalItem> items;
-  for (int64_t r : repeats) {
-    if (r < 0) input_error("--repeats: {} is negative", r);
-    std::mt19937_64 rng(o.seed * 1000003ULL + uint64_t(r));
-    for (int64_t i = 0; i < o.samples; ++i) {
-      const double d = depths[size_t(i) % depths.size()];
-      if (d < 0 || d > 1) input_error("--depths: {} is not in [0, 1]", d);
-      PasskeyRecord p = make_passkey(rng, r, d);
-      // num_lines carries the filler repeats so that by_lines groups by length.
-      items.push_back({p.prompt, p.passkey, r, d});
-    }
-  }
-  return items;
+  return passkey_eval_set(o.repeats.empty() ? std::vector<int64_t>{20, 40, 70} : o.repeats,
+                          o.depths.empty() ? std::vector<double>{0, 0.25, 0.5, 0.75, 1} : o.depths,
+                          o.samples, o.seed);
 }
 
 void run(const EvalOptions& o, bool passkey) {
@@ -170,9 +146,7 @@ void run_ppl(const PplOptions& o) {
   if (!o.file.empty()) {
     seqs = text_windows(tok->encode(read_text(o.file), false), length, tok->bos_id());
   } else {
-    std::vector<TokenizedSample> samples;
-    for (const auto& c : load_calib(o.data)) samples.push_back(tokenize_sample(*tok, c));
-    seqs = answer_sequences(samples);
+    seqs = answer_sequences(load_tokenized_calib(o.data, *tok, model.cfg.vocab));
     if (seqs.empty()) input_error("{}: no sample has an answer token to score", o.data);
   }
   const bool tty = isatty(fileno(stderr));

@@ -6,15 +6,15 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <random>
 
 #include "command.h"
 #include "common.h"
 #include "moa/core/error.h"
+#include "moa/eval/eval.h"
 #include "moa/core/file_io.h"
 #include "moa/model/forward.h"
 #include "moa/eval/inspect.h"
+#include "moa/core/jsonl.h"
 #include "moa/data/tasks.h"
 #include "moa/tokenizer/tokenizer.h"
 
@@ -29,40 +29,15 @@ struct InspectOptions {
   bool json = false, last_rows = false;
 };
 
-std::vector<std::string> jsonl_prompts(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) input_error("{}: cannot open", path);
-  std::vector<std::string> out;
-  std::string line;
-  int64_t no = 0;
-  while (std::getline(in, line)) {
-    ++no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const std::exception& e) {
-      input_error("{}:{}: not JSON ({})", path, no, e.what());
-    }
-    if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string()) {
-      input_error("{}:{}: field 'prompt' missing or not a string", path, no);
-    }
-    out.push_back(j["prompt"].get<std::string>());
-  }
-  if (out.empty()) input_error("{}: no records", path);
-  return out;
-}
-
+// The prompts of `moa eval retrieval --lines N` with the same seed and split.
 std::vector<std::string> generated_prompts(const InspectOptions& o) {
   if (o.lines < 1) input_error("--lines {}: expected a positive line count", o.lines);
   WordLists words =
       WordLists::load(o.words.empty() ? WordLists::default_dir() : std::filesystem::path(o.words));
-  const KeySplit split = parse_key_split(o.split);
-  std::mt19937_64 rng(o.seed * 1000003ULL + uint64_t(o.lines));
   std::vector<std::string> out;
-  for (int64_t i = 0; i < o.samples; ++i) {
-    // The asked line sweeps the record, as `moa eval retrieval` does.
-    out.push_back(make_longeval(rng, words, o.lines, split, (i * o.lines) / o.samples).prompt);
+  for (RetrievalItem& it :
+       longeval_eval_set(words, {o.lines}, o.samples, o.seed, parse_key_split(o.split))) {
+    out.push_back(std::move(it.prompt));
   }
   return out;
 }
@@ -72,7 +47,7 @@ void run(const InspectOptions& o) {
   head_stat(HeadStats{}, o.stat);  // reject a bad --stat before the work
   Model model = Model::load(o.dir);
   auto tok = Tokenizer::load(o.dir);
-  const auto prompts = o.data.empty() ? generated_prompts(o) : jsonl_prompts(o.data);
+  const auto prompts = o.data.empty() ? generated_prompts(o) : load_prompts_jsonl(o.data);
   std::vector<std::vector<int32_t>> samples;
   for (const auto& p : prompts) samples.push_back(tok->encode(p, true));
   const bool tty = isatty(fileno(stderr));

@@ -44,26 +44,6 @@ std::string model_name(const std::string& dir) {
   return p.filename().string();
 }
 
-std::vector<TokenizedSample> tokenize_all(const std::string& data, const std::string& dir,
-                                          int64_t vocab) {
-  const std::vector<CalibSample> raw = load_calib(data);
-  auto tok = Tokenizer::load(dir);
-  std::vector<TokenizedSample> out;
-  out.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    out.push_back(tokenize_sample(*tok, raw[i]));
-    for (int32_t id : out.back().ids) {
-      if (id < 0 || id >= vocab) {
-        input_error(
-            "{}: sample {} has token id {}, outside the model's vocab of {} (is the "
-            "tokenizer of another model?)",
-            data, i + 1, id, vocab);
-      }
-    }
-  }
-  return out;
-}
-
 void run_check(const ProfileCliOptions& o, const Model& model,
                const std::vector<TokenizedSample>& all) {
   std::vector<TokenizedSample> use;
@@ -127,7 +107,8 @@ void run(const ProfileCliOptions& o) {
     input_error("--check-ablations {}: expected at least 2 ablations", o.check_ablations);
   }
   Model model = Model::load(o.dir);
-  const std::vector<TokenizedSample> all = tokenize_all(o.data, o.dir, model.cfg.vocab);
+  const std::vector<TokenizedSample> all =
+      load_tokenized_calib(o.data, *Tokenizer::load(o.dir), model.cfg.vocab);
   if (o.check_ablations > 0) return run_check(o, model, all);
 
   ProfileOptions po;

@@ -34,43 +34,21 @@ std::string fmt_seconds(double s) {
 
 void run(const ValidateCliOptions& o) {
   set_threads(o.threads);
-  if (o.length < 2) input_error("--length {}: expected at least 2 tokens", o.length);
   Model model = Model::load(o.dir);
-  std::vector<NamedPlan> plans;
-  for (const auto& f : list_plan_files(o.plans)) {
-    Plan p = Plan::load(f);
-    p.check_shape(model.cfg.layers, model.cfg.heads, model.cfg.kv_heads);
-    plans.push_back({f.filename().string(), std::move(p)});
-  }
-  const std::vector<CalibSample> raw = load_calib(o.data);
   auto tok = Tokenizer::load(o.dir);
-  std::vector<TokenizedSample> samples;
-  int64_t fitting = 0;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    TokenizedSample s = tokenize_sample(*tok, raw[i]);
-    for (int32_t id : s.ids) {
-      if (id < 0 || id >= model.cfg.vocab) {
-        input_error(
-            "{}: sample {} has token id {}, outside the model's vocab of {} (is the "
-            "tokenizer of another model?)",
-            o.data, i + 1, id, model.cfg.vocab);
-      }
-    }
-    const bool fits = s.size() <= o.length && s.scored_tokens() > 0;
-    if (o.samples > 0 && fits && fitting >= o.samples) continue;  // only the first K that fit
-    fitting += fits;
-    samples.push_back(std::move(s));
-  }
+  const int64_t attentions = int64_t(list_plan_files(o.plans).size()) + 1;  // dense too
   const bool tty = isatty(fileno(stderr));
   const auto t0 = std::chrono::steady_clock::now();
-  ValidationResult r = validate_plans(model, plans, samples, o.length, [&](int64_t i, int64_t n) {
+  auto progress = [&](int64_t i, int64_t n) {
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // one line per attention when not on a terminal
-    if (!tty && i % (n / int64_t(plans.size() + 1)) != 0) return;
+    if (!tty && i % (n / attentions) != 0) return;
     std::fprintf(stderr, "%svalidate: %lld/%lld samples x attentions  %.2f/s  ETA %s%s",
                  tty ? "\r" : "", (long long)i, (long long)n, double(i) / el,
                  fmt_seconds(el / double(i) * double(n - i)).c_str(), tty ? "   " : "\n");
-  });
+  };
+  const ValidationResult r =
+      validate_plan_dir(model, *tok, o.plans, o.data, o.length, o.samples, progress);
   if (tty) std::fprintf(stderr, "\n");
   if (r.too_long > 0) {
     std::fprintf(stderr, "validate: skipped %lld samples longer than %lld tokens\n",

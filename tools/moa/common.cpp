@@ -35,19 +35,43 @@ DType checkpoint_dtype(const std::string& dtype) {
   return dtype == "bf16" ? DType::kBF16 : dtype == "f16" ? DType::kF16 : DType::kF32;
 }
 
-void add_solver_options(CLI::App& app, ChoiceSolver& solver, int64_t& node_limit, double& cbc_seconds) {
-  app.add_option("--solver", solver, "mckp (exact, specialised; default) or cbc (CBC MILP)")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, ChoiceSolver>{{"mckp", ChoiceSolver::kMckp},
-                                                                              {"cbc", ChoiceSolver::kCbc}}));
-  app.add_option("--node-limit", node_limit,
-                 fmt::format("MCKP nodes per solve before CBC takes that solve over (0 = no limit; default {})",
-                             OptimizeOptions{}.node_limit))
+void add_optimizer_options(CLI::App& app, OptimizeOptions& o) {
+  const OptimizeOptions d;
+  app.add_option("--max-rules-per-layer", o.max_rules_per_layer,
+                 "at most K distinct rules in each layer (default 0: no limit)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--cbc-seconds", cbc_seconds,
-                 fmt::format("seconds one CBC solve may take before its best answer is used, unproven (0 = no limit; "
-                             "default {})",
-                             OptimizeOptions{}.cbc_seconds))
+  app.add_option(
+         "--grid", o.grid,
+         fmt::format("epsilon-constraint points per non-primary objective (default {})", d.grid))
+      ->check(CLI::PositiveNumber);
+  app.add_option("--solver", o.solver, "mckp (exact, specialised; default) or cbc (CBC MILP)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, ChoiceSolver>{
+          {"mckp", ChoiceSolver::kMckp}, {"cbc", ChoiceSolver::kCbc}}));
+  app.add_option(
+         "--node-limit", o.node_limit,
+         fmt::format(
+             "MCKP nodes per solve before CBC takes that solve over (0 = no limit; default {})",
+             d.node_limit))
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--cbc-seconds", o.cbc_seconds,
+                 fmt::format("seconds one CBC solve may take before its best answer is used, "
+                             "unproven (0 = no limit; default {})",
+                             d.cbc_seconds))
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag_callback(
+      "--trace",
+      [&o] {
+        // One fprintf per line: solves on several threads may trace at once.
+        o.debug.trace = [](const std::string& line) {
+          std::fprintf(stderr, "trace: %s\n", line.c_str());
+        };
+      },
+      "print the exact solver's search on stderr (each node's LP and the root's local search)");
+  app.add_flag("--cbc-log", o.debug.cbc_log, "show CBC's own log on stderr");
+  app.add_flag(
+      "!--no-count-branching", o.debug.branch_on_counts,
+      "MCKP: branch on single heads only, never on how many heads take a rule (same answers, "
+      "larger trees; for measuring that rule)");
 }
 
 CacheSpec make_cache_spec(const AttentionShape& shape, int64_t n_ctx, const AttentionOptions& o) {

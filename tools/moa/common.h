@@ -25,8 +25,10 @@ struct AttentionOptions {
 
 void add_attention_options(CLI::App& app, AttentionOptions& o);
 void add_threads_option(CLI::App& app, int& threads);
-// --solver mckp|cbc, --node-limit N and --cbc-seconds S (the optimiser's, for optimize and compress).
-void add_solver_options(CLI::App& app, ChoiceSolver& solver, int64_t& node_limit, double& cbc_seconds);
+// The optimiser's options for optimize and compress, bound to the fields of `o` (declared once, in
+// moa/compress/optimizer.h): --max-rules-per-layer, --grid, --solver mckp|cbc, --node-limit, --cbc-seconds,
+// and the solver diagnostics --trace, --cbc-log, --no-count-branching.
+void add_optimizer_options(CLI::App& app, OptimizeOptions& o);
 // --dtype f32|bf16|f16 for commands that write a checkpoint, and its DType.
 void add_dtype_option(CLI::App& app, std::string& dtype);
 DType checkpoint_dtype(const std::string& dtype);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -31,6 +32,16 @@ struct CalibOptions {
 std::vector<nlohmann::json> make_calibration_set(const Model& m, const Tokenizer& tok,
                                                  const WordLists& words, const CalibOptions& o,
                                                  const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The calibration stage, for `moa data calib` and `moa compress`: make_calibration_set, written to
+// `out` atomically as JSONL (to_jsonl).
+struct CalibrationReport {
+  int64_t samples = 0;
+  int64_t model_correct = 0;  // prompts whose answer by the dense model holds the expected number
+};
+CalibrationReport calibrate(const Model& m, const Tokenizer& tok, const WordLists& words,
+                            const CalibOptions& o, const std::filesystem::path& out,
+                            const std::function<void(int64_t, int64_t)>& progress = {});
 
 // Rows as JSONL text, one object a line. Bytes that are not UTF-8 (a byte-level model's answer
 // may end inside a sequence) are written as U+FFFD rather than aborting the whole run.

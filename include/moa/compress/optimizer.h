@@ -8,11 +8,15 @@
 //  2. a generic "choose one item per group" MILP (ChoiceProblem) with an exact specialised solver
 //     (solve_choice_mckp: LP relaxation on the multiple-choice structure, Lagrangian bounds, branch
 //     and bound) and CBC as a cross-check (solve_choice_cbc);
-//  3. the epsilon-constraint sweep over the per-length objectives (optimize_pareto) and plans.
+//  3. the epsilon-constraint sweep over the per-length objectives (optimize_pareto) and plans;
+//  4. the stage `moa optimize` and `moa compress` both run: profiles -> plan files + summary.json
+//     (optimize_to_dir).
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -129,6 +133,21 @@ struct ChoiceResult {
   bool proven = true;
 };
 
+// What a solver reports about its own search, and one switch of the exact solver's branching, for
+// whoever studies a slow or surprising solve (`moa optimize --trace --cbc-log
+// --no-count-branching`). The defaults are what the optimiser runs with. These were the
+// environment variables MOA_OPT_TRACE, MOA_CBC_LOG and MOA_NO_COUNT.
+struct SolverDebug {
+  // MCKP: one line per node LP (free groups, items, iterations, value, bound, incumbent) and per
+  // step of the root's local search. The sweep solves boxes on several threads at once, so the
+  // callback must be safe to call concurrently.
+  std::function<void(const std::string&)> trace;
+  bool cbc_log = false;  // CBC: its own log level 1 (on stderr, where all of CBC's output goes)
+  // MCKP: branch on how many groups take a label before branching on single groups. Off, only
+  // group branching is left: the answers are the same, the trees larger (to measure the rule).
+  bool branch_on_counts = true;
+};
+
 // Relative feasibility tolerance used by every solver and check: a row may exceed its bound by
 // kChoiceFeasTol * max(1, |bound|). choice_feasible also checks max_distinct.
 inline constexpr double kChoiceFeasTol = 1e-9;
@@ -141,11 +160,12 @@ double choice_cost(const ChoiceProblem& p, const std::vector<int32_t>& choice);
 // max_nodes > 0 stops the branch and bound after that many nodes (ChoiceResult::proven false):
 // the search is exponential in the worst case, and some real profiles come close to it.
 ChoiceResult solve_choice_mckp(const ChoiceProblem& p, const std::vector<double>& warm_duals = {},
-                               int64_t max_nodes = 0);
+                               int64_t max_nodes = 0, const SolverDebug& debug = {});
 // CBC (coinor-libcbc) on the same model with binary x[item] (and y[cluster, label] for
 // max_distinct), gaps set to ~0. The choice is read back rounded and the objective recomputed.
 // Not thread-safe (CBC's driver writes to process-wide state): call from one thread.
-ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds = 0);
+ChoiceResult solve_choice_cbc(const ChoiceProblem& p, double max_seconds = 0,
+                              const SolverDebug& debug = {});
 // Every combination; only for tiny problems (tests).
 ChoiceResult solve_choice_brute_force(const ChoiceProblem& p);
 
@@ -153,9 +173,14 @@ ChoiceResult solve_choice_brute_force(const ChoiceProblem& p);
 
 enum class ChoiceSolver { kMckp, kCbc };
 
+// Every option of the sweep, declared here only: `moa optimize` and `moa compress` bind their
+// command-line options to these fields, and CompressOptions holds one of these.
 struct OptimizeOptions {
-  double density = 0.5;            // KV density bound at every length, in (0, 1]
-  double lower_fraction = 0.9;     // and mean density >= lower_fraction * density
+  // The bound on the KV density (mean over query heads of min(N, cache(N)) / N) at every profile
+  // and extend length, in (0, 1]. Not the stored density (a GQA KV head stores its group's
+  // largest cache) nor the prefill density (kept causal entries): both are reported, not bounded.
+  double density_bound = 0.5;
+  double lower_fraction = 0.9;      // and mean KV density >= lower_fraction * density_bound
   int32_t max_rules_per_layer = 0;  // K; 0 = no limit
   ChoiceSolver solver = ChoiceSolver::kMckp;
   // MCKP branch-and-bound nodes per solve before that solve is handed to CBC (0 = no limit). The
@@ -169,6 +194,7 @@ struct OptimizeOptions {
   // as good, is used and counted in unproven_solves.
   double cbc_seconds = 120;
   int32_t grid = 5;  // epsilon grid points per non-primary objective
+  SolverDebug debug;  // passed to every solve
   // Called after each solve: (solves done, solves planned, one line about it).
   std::function<void(int64_t, int64_t, const std::string&)> progress;
 };
@@ -177,7 +203,7 @@ struct ParetoPoint {
   size_t objective = 0;           // the profile length (index) whose loss was minimised
   std::vector<int32_t> rule;      // per row: index into RuleTables::rules
   std::vector<double> loss;       // per profile length
-  std::vector<double> density;    // per length (RuleTables::lengths)
+  std::vector<double> kv_density;  // per length (RuleTables::lengths): what density_bound bounds
   std::vector<double> epsilon;    // per profile length: the bound it was solved under (inf = none)
 };
 
@@ -209,5 +235,43 @@ ChoiceProblem make_choice_problem(const RuleTables& t, const OptimizeOptions& o,
 // The plan of one point: extended form with model, density {N: d} at every length, and
 // "lengths": {"profile": [...], "extend": [...], "loss": {"N": l}}.
 Plan make_plan(const RuleTables& t, const ParetoPoint& point, const CacheParams& params = {});
+
+// --- 4. the optimise stage ---------------------------------------------------------------------
+
+inline constexpr const char* kOptimizeSummaryFormat = "moa-optimize/1";
+
+struct OptimizeStageOptions {
+  OptimizeOptions optimize;  // its progress, when empty, becomes rate and ETA lines on `log`
+  std::vector<int64_t> extend_lengths;  // density-only lengths (those equal to a profile length go)
+  // The model's KV heads, when known, for each plan's stored density; 0: not reported (the
+  // profiles know only query heads).
+  int64_t kv_heads = 0;
+  std::function<void(const std::string&)> log;  // progress and result lines, without a prefix
+};
+
+struct OptimizeStageResult {
+  RuleTables tables;
+  OptimizeResult sweep;
+  std::vector<std::filesystem::path> plan_files;  // DIR/plan_NNN.json, in sweep.plans order
+  nlohmann::json summary;                         // what DIR/summary.json holds
+  double seconds = 0;                             // tables, sweep and files
+};
+
+// profiles[i] was read from names[i] (for messages and the summary). Checks the profiles, builds
+// the candidate rules and tables, runs the sweep, writes DIR/plan_NNN.json (extended form) and
+// DIR/summary.json, and removes plan_NNN.json files an earlier run left beyond this run's count.
+// summary.json ("format": "moa-optimize/1"):
+//   profiles, model, layers, heads, kv_heads (when known),
+//   density (= density_bound, the name `moa compress` wrote), density_bound, density_lower,
+//   lengths: {profile, extend, influence}  (what the plans were made under),
+//   max_rules_per_layer, solver, node_limit, cbc_seconds, grid, candidates: [{alpha, beta}],
+//   single_objective: [{minimised, loss}], solves, infeasible_boxes, nodes, cbc_fallbacks,
+//   unproven_solves, seconds,
+//   plans: [{file, density (= kv_density), kv_density, prefill_density, stored_density (when
+//            kv_heads is known), loss, epsilon}]   (densities and losses keyed by length)
+OptimizeStageResult optimize_to_dir(std::vector<Profile> profiles,
+                                    const std::vector<std::string>& names,
+                                    const std::filesystem::path& dir,
+                                    const OptimizeStageOptions& o);
 
 }  // namespace moa

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,19 +32,16 @@
 namespace moa {
 
 struct CompressOptions {
-  double density = 0.5;
+  // The sweep's options, declared once in moa/compress/optimizer.h: density_bound is the KV-density budget
+  // (--density), and the solver options are `moa optimize`'s.
+  OptimizeOptions optimize;
   std::filesystem::path out;   // the chosen plan
   std::filesystem::path work;  // stage outputs (default: next to out, "moa-work-<model dir name>")
   std::vector<int64_t> profile_lengths;  // default C/4, C/2, C
   std::vector<int64_t> extend_lengths;   // default 2C
   int64_t validation_length = 0;         // default 3C/4 (the reported validation NLL is at this one)
   int64_t short_validation_length = 0;   // default max(256, C/8); -1: validate at validation_length only
-  int64_t samples = 64;                  // calibration prompts per length (16 missed early keys at 0.25)
-  int64_t max_rules_per_layer = 0;
-  int32_t grid = 5;
-  ChoiceSolver solver = ChoiceSolver::kMckp;
-  int64_t node_limit = OptimizeOptions{}.node_limit;
-  double cbc_seconds = OptimizeOptions{}.cbc_seconds;
+  int64_t samples = 64;  // calibration prompts per length (16 missed early keys at 0.25)
   InfluenceKind influence = InfluenceKind::kEntry;  // what the profiles' tiles hold
   uint64_t seed = 0;
   std::filesystem::path words;           // word lists (default data/words)
@@ -60,8 +58,11 @@ std::string model_fingerprint(const std::filesystem::path& dir);
 
 struct CompressResult {
   std::filesystem::path plan;
-  double density = 0;            // bound asked
-  std::map<int64_t, double> kv_density;  // of the chosen plan, per constrained length
+  double density_bound = 0;  // the budget asked: a bound on the KV density
+  // Of the chosen plan, per constrained and validation length: the KV density (what the budget
+  // bounds), the stored density (what memory holds: a GQA KV head stores its group's largest
+  // cache) and the prefill density (kept causal entries / N(N+1)/2).
+  std::map<int64_t, double> kv_density, stored_density, prefill_density;
   double validation_nll = 0, dense_validation_nll = 0;
   int64_t pareto_plans = 0;
   std::string best;  // file name of the chosen Pareto plan

@@ -14,6 +14,7 @@
 #include "moa/attention/kv_cache.h"
 #include "moa/model/model.h"
 #include "moa/attention/plan.h"
+#include "moa/tokenizer/tokenizer.h"
 
 namespace moa {
 
@@ -47,5 +48,15 @@ struct ValidationResult {
 ValidationResult validate_plans(const Model& m, const std::vector<NamedPlan>& plans,
                                 const std::vector<TokenizedSample>& samples, int64_t length,
                                 const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The validation stage, for `moa validate` and `moa compress`: the plans of `plans_dir`
+// (list_plan_files, each checked against the model), the samples of `data` (load_calib, tokenized
+// with `tok`; every token id must lie in the model's vocab), of which the first max_samples that
+// fit in `length` with an answer to score are used (0: all), through validate_plans.
+ValidationResult validate_plan_dir(const Model& m, const Tokenizer& tok,
+                                   const std::filesystem::path& plans_dir,
+                                   const std::filesystem::path& data, int64_t length,
+                                   int64_t max_samples = 0,
+                                   const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace moa

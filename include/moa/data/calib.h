@@ -38,4 +38,11 @@ struct TokenizedSample {
 
 TokenizedSample tokenize_sample(const Tokenizer& tok, const CalibSample& s);
 
+// load_calib, each sample tokenized; with vocab > 0, InputError for a token id outside [0, vocab)
+// ("data.jsonl: sample 3 has token id 300, outside the model's vocab of 256 (is the tokenizer of
+// another model?)"). What profiling and validation read, from `moa profile`, `moa validate` and
+// `moa compress` alike.
+std::vector<TokenizedSample> load_tokenized_calib(const std::filesystem::path& path,
+                                                  const Tokenizer& tok, int64_t vocab = 0);
+
 }  // namespace moa

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "moa/data/tasks.h"
 #include "moa/model/generate.h"
 #include "moa/model/model.h"
 #include "moa/tokenizer/tokenizer.h"
@@ -30,6 +31,20 @@ struct RetrievalItem {
 // random_idx [key, index]) or passkey records (prompt, expected_number, depth). One InputError per
 // bad line, naming file:line and field.
 std::vector<RetrievalItem> load_retrieval_jsonl(const std::filesystem::path& path);
+
+// The generated evaluation sets (`moa eval retrieval`, `moa eval passkey`, `moa inspect heads`):
+// for each line count n, `samples` LongEval records drawn from std::mt19937_64(seed * 1000003 + n),
+// the asked line of record i being (i * n) / samples so that the asked line sweeps the record and
+// every depth bucket is covered. InputError for a line count below 1.
+std::vector<RetrievalItem> longeval_eval_set(const WordLists& words,
+                                             const std::vector<int64_t>& lines, int64_t samples,
+                                             uint64_t seed, KeySplit split);
+// For each filler repeat count r, `samples` passkey prompts from std::mt19937_64(seed * 1000003 +
+// r), the key of prompt i at depths[i % depths.size()]; num_lines holds r, so that the by_lines
+// groups of the result are the lengths. InputError for a negative count or a depth outside [0, 1].
+std::vector<RetrievalItem> passkey_eval_set(const std::vector<int64_t>& repeats,
+                                            const std::vector<double>& depths, int64_t samples,
+                                            uint64_t seed);
 
 struct RetrievalResult {
   int64_t n = 0, correct = 0;
