@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 
+#include "gguf_layout.h"
 #include "moa/error.h"
 #include "moa/file_io.h"
 #include "moa/gguf.h"
@@ -229,81 +230,6 @@ void put(const fs::path& p, const std::string& s) {
   f << s;
 }
 
-// Byte offsets of the fields of a well-formed GGUF file, found by an independent walk.
-struct Layout {
-  size_t n_tensors = 8, n_kv = 16;
-  std::map<std::string, size_t> key_len, value_type, value;  // per metadata key
-  struct Info {
-    size_t name_len, n_dims, ne, type, offset;
-  };
-  std::map<std::string, Info> tensor;
-};
-
-Layout walk(const std::string& b) {
-  Layout L;
-  size_t p = 24;
-  auto u32 = [&](size_t at) {
-    uint32_t v;
-    std::memcpy(&v, b.data() + at, 4);
-    return v;
-  };
-  auto u64 = [&](size_t at) {
-    uint64_t v;
-    std::memcpy(&v, b.data() + at, 8);
-    return v;
-  };
-  auto str = [&](size_t* at) {
-    const uint64_t n = u64(*at);
-    std::string s = b.substr(*at + 8, n);
-    *at += 8 + n;
-    return s;
-  };
-  std::function<void(uint32_t)> skip = [&](uint32_t t) {
-    static const int sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-    if (t == 8) {
-      str(&p);
-    } else if (t == 9) {
-      const uint32_t e = u32(p);
-      const uint64_t n = u64(p + 4);
-      p += 12;
-      for (uint64_t k = 0; k < n; ++k) skip(e);
-    } else {
-      p += size_t(sizes[t]);
-    }
-  };
-  const uint64_t n_kv = u64(16), n_t = u64(8);
-  for (uint64_t k = 0; k < n_kv; ++k) {
-    const size_t at = p;
-    std::string key = str(&p);
-    L.key_len[key] = at;
-    L.value_type[key] = p;
-    const uint32_t t = u32(p);
-    p += 4;
-    L.value[key] = p;
-    skip(t);
-  }
-  for (uint64_t k = 0; k < n_t; ++k) {
-    Layout::Info info{};
-    info.name_len = p;
-    std::string name = str(&p);
-    info.n_dims = p;
-    const uint32_t nd = u32(p);
-    info.ne = p + 4;
-    p += 4 + 8 * nd;
-    info.type = p;
-    info.offset = p + 4;
-    p += 12;
-    L.tensor[name] = info;
-  }
-  return L;
-}
-
-template <typename T>
-std::string with(std::string b, size_t at, T v) {
-  std::memcpy(b.data() + at, &v, sizeof(T));
-  return b;
-}
-
 // Expects GgufFile(path) to throw one InputError naming the file and every needle.
 void expect_error(const fs::path& path, const std::vector<std::string>& needles) {
   try {
@@ -324,8 +250,8 @@ class GgufCorrupt : public ::testing::Test {
     dir_ = test::temp_dir("gguf_corrupt");
     meta_ = slurp(kDir / "metadata.gguf");
     types_ = slurp(kDir / "types.gguf");
-    lm_ = walk(meta_);
-    lt_ = walk(types_);
+    lm_ = test::walk_gguf(meta_);
+    lt_ = test::walk_gguf(types_);
   }
   // Writes bytes to a fresh file and expects the error.
   void expect(const std::string& bytes, const std::vector<std::string>& needles) {
@@ -335,19 +261,19 @@ class GgufCorrupt : public ::testing::Test {
   }
   fs::path dir_;
   std::string meta_, types_;
-  Layout lm_, lt_;
+  test::GgufLayout lm_, lt_;
   int n_ = 0;
 };
 
 TEST_F(GgufCorrupt, MagicAndVersion) {
-  expect(with(meta_, 0, uint32_t(0x04034b50)), {"not a GGUF file", "magic"});
-  expect(with(meta_, 4, uint32_t(1)), {"version 1", "expected 2 or 3"});
-  expect(with(meta_, 4, uint32_t(4)), {"version 4", "expected 2 or 3"});
-  expect(with(meta_, 4, uint32_t(0x03000000)), {"big-endian"});
+  expect(test::with(meta_, 0, uint32_t(0x04034b50)), {"not a GGUF file", "magic"});
+  expect(test::with(meta_, 4, uint32_t(1)), {"version 1", "expected 2 or 3"});
+  expect(test::with(meta_, 4, uint32_t(4)), {"version 4", "expected 2 or 3"});
+  expect(test::with(meta_, 4, uint32_t(0x03000000)), {"big-endian"});
   expect("", {"truncated", "magic"});
   // Version 2 has the same little-endian layout as 3 and loads.
   const fs::path v2 = dir_ / "v2.gguf";
-  put(v2, with(meta_, 4, uint32_t(2)));
+  put(v2, test::with(meta_, 4, uint32_t(2)));
   EXPECT_EQ(GgufFile(v2).version(), 2u);
 }
 
@@ -379,30 +305,31 @@ TEST_F(GgufCorrupt, EveryTruncationIsAnInputError) {
 }
 
 TEST_F(GgufCorrupt, AbsurdCountsAndLengths) {
-  expect(with(meta_, lm_.n_kv, uint64_t(1) << 62), {"metadata count", "cannot fit"});
-  expect(with(meta_, lm_.n_tensors, uint64_t(1) << 40), {"tensor count", "cannot fit"});
-  expect(with(meta_, lm_.key_len.at("meta.string"), ~uint64_t(0)), {"string length"});
-  expect(with(meta_, lm_.value.at("meta.string"), uint64_t(1) << 50),
+  expect(test::with(meta_, lm_.n_kv, uint64_t(1) << 62), {"metadata count", "cannot fit"});
+  expect(test::with(meta_, lm_.n_tensors, uint64_t(1) << 40), {"tensor count", "cannot fit"});
+  expect(test::with(meta_, lm_.key_len.at("meta.string"), ~uint64_t(0)), {"string length"});
+  expect(test::with(meta_, lm_.value.at("meta.string"), uint64_t(1) << 50),
          {"'meta.string'", "string length", "exceeds"});
   // An array's count (after its u32 element type).
-  expect(with(meta_, lm_.value.at("arr.u64") + 4, uint64_t(1) << 60),
+  expect(test::with(meta_, lm_.value.at("arr.u64") + 4, uint64_t(1) << 60),
          {"'arr.u64'", "array of", "UINT64", "cannot fit"});
-  expect(with(meta_, lm_.value.at("arr.string") + 4, uint64_t(1) << 61),
+  expect(test::with(meta_, lm_.value.at("arr.string") + 4, uint64_t(1) << 61),
          {"'arr.string'", "cannot fit"});
-  expect(with(meta_, lm_.tensor.at("b").name_len, uint64_t(1) << 33),
+  expect(test::with(meta_, lm_.tensor.at("b").name_len, uint64_t(1) << 33),
          {"tensor #1 name", "string length"});
 }
 
 TEST_F(GgufCorrupt, BadValues) {
-  expect(with(meta_, lm_.value_type.at("meta.u8"), uint32_t(13)),
+  expect(test::with(meta_, lm_.value_type.at("meta.u8"), uint32_t(13)),
          {"'meta.u8'", "unknown value type 13"});
-  expect(with(meta_, lm_.value.at("arr.u8"), uint32_t(77)),
+  expect(test::with(meta_, lm_.value.at("arr.u8"), uint32_t(77)),
          {"'arr.u8'", "unknown array element type 77"});
-  expect(with(meta_, lm_.value.at("meta.bool"), uint8_t(2)), {"'meta.bool'", "BOOL value 2"});
-  expect(with(meta_, lm_.value.at("arr.bool") + 12 + 1, uint8_t(5)), {"'arr.bool'", "element 1"});
-  expect(with(meta_, lm_.value.at("general.alignment"), uint32_t(48)),
+  expect(test::with(meta_, lm_.value.at("meta.bool"), uint8_t(2)), {"'meta.bool'", "BOOL value 2"});
+  expect(test::with(meta_, lm_.value.at("arr.bool") + 12 + 1, uint8_t(5)),
+         {"'arr.bool'", "element 1"});
+  expect(test::with(meta_, lm_.value.at("general.alignment"), uint32_t(48)),
          {"general.alignment", "48", "power of two"});
-  expect(with(meta_, lm_.value.at("general.alignment"), uint32_t(0)),
+  expect(test::with(meta_, lm_.value.at("general.alignment"), uint32_t(0)),
          {"general.alignment", "power of two"});
   // The key "meta.i8" renamed to "meta.u8" (same length): a duplicate.
   std::string dup = meta_;
@@ -413,15 +340,16 @@ TEST_F(GgufCorrupt, BadValues) {
 
 TEST_F(GgufCorrupt, BadTensorInfos) {
   const auto& b = lm_.tensor.at("b");
-  expect(with(meta_, b.n_dims, uint32_t(5)), {"tensor 'b'", "n_dims is 5"});
-  expect(with(meta_, b.n_dims, uint32_t(0)), {"tensor 'b'", "n_dims is 0"});
-  expect(with(meta_, b.type, uint32_t(99)), {"tensor 'b'", "unknown ggml type id 99"});
-  expect(with(meta_, b.type, uint32_t(4)), {"tensor 'b'", "unknown ggml type id 4"});
-  expect(with(with(meta_, b.ne, uint64_t(1) << 40), b.ne + 8, uint64_t(1) << 40),
+  expect(test::with(meta_, b.n_dims, uint32_t(5)), {"tensor 'b'", "n_dims is 5"});
+  expect(test::with(meta_, b.n_dims, uint32_t(0)), {"tensor 'b'", "n_dims is 0"});
+  expect(test::with(meta_, b.type, uint32_t(99)), {"tensor 'b'", "unknown ggml type id 99"});
+  expect(test::with(meta_, b.type, uint32_t(4)), {"tensor 'b'", "unknown ggml type id 4"});
+  expect(test::with(test::with(meta_, b.ne, uint64_t(1) << 40), b.ne + 8, uint64_t(1) << 40),
          {"tensor 'b'", "overflows"});
-  expect(with(meta_, b.ne, ~uint64_t(0)), {"tensor 'b'", "not a valid dimension"});
+  expect(test::with(meta_, b.ne, ~uint64_t(0)), {"tensor 'b'", "not a valid dimension"});
   // Q4_0 needs rows of whole 32-value blocks; "b" has rows of 5.
-  expect(with(meta_, b.type, uint32_t(2)), {"tensor 'b'", "not a multiple of Q4_0's block of 32"});
+  expect(test::with(meta_, b.type, uint32_t(2)),
+         {"tensor 'b'", "not a multiple of Q4_0's block of 32"});
   // A duplicated tensor name: rename "b" to "a".
   std::string dup = meta_;
   dup[b.name_len + 8] = 'a';
@@ -432,15 +360,15 @@ TEST_F(GgufCorrupt, LyingOffsets) {
   const auto& b = lm_.tensor.at("b");
   uint64_t off;
   std::memcpy(&off, meta_.data() + b.offset, 8);
-  expect(with(meta_, b.offset, off + 4), {"tensor 'b'", "misaligned", "64"});
-  expect(with(meta_, b.offset, off + 64 * 1000), {"tensor 'b'", "outside the data section"});
-  expect(with(meta_, b.offset, ~uint64_t(63)), {"tensor 'b'", "outside the data section"});
-  expect(with(meta_, b.offset, uint64_t(0)), {"tensor 'b'", "overlaps tensor 'a'"});
+  expect(test::with(meta_, b.offset, off + 4), {"tensor 'b'", "misaligned", "64"});
+  expect(test::with(meta_, b.offset, off + 64 * 1000), {"tensor 'b'", "outside the data section"});
+  expect(test::with(meta_, b.offset, ~uint64_t(63)), {"tensor 'b'", "outside the data section"});
+  expect(test::with(meta_, b.offset, uint64_t(0)), {"tensor 'b'", "overlaps tensor 'a'"});
   // A shape that claims more rows than the data holds.
-  expect(with(meta_, b.ne + 8, uint64_t(1000)), {"tensor 'b'", "outside the data section"});
+  expect(test::with(meta_, b.ne + 8, uint64_t(1000)), {"tensor 'b'", "outside the data section"});
   // In types.gguf: the Q6_K tensor's rows claimed 4x longer run into the next tensor.
   const auto& q = lt_.tensor.at("Q6_K");
-  expect(with(types_, q.ne, uint64_t(512 * 4)), {"overlaps tensor 'Q6_K'"});
+  expect(test::with(types_, q.ne, uint64_t(512 * 4)), {"overlaps tensor 'Q6_K'"});
 }
 
 // Random single-byte and single-word corruption anywhere in the header: an InputError or a file

@@ -14,7 +14,9 @@
 
 namespace moa {
 
-enum class DType { kF32, kF16, kBF16 };
+// kQuant: a ggml block-quantised weight read from a GGUF file (Weight::qtype names the ggml type);
+// never stored in or parsed from safetensors.
+enum class DType { kF32, kF16, kBF16, kQuant };
 
 const char* dtype_name(DType t);
 size_t dtype_size(DType t);

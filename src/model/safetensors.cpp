@@ -17,11 +17,15 @@ const char* dtype_name(DType t) {
     case DType::kF32: return "F32";
     case DType::kF16: return "F16";
     case DType::kBF16: return "BF16";
+    case DType::kQuant: return "QUANT";
   }
   return "?";
 }
 
-size_t dtype_size(DType t) { return t == DType::kF32 ? 4 : 2; }
+size_t dtype_size(DType t) {
+  MOA_CHECK(t != DType::kQuant, "a block-quantised type has no per-value size");
+  return t == DType::kF32 ? 4 : 2;
+}
 
 float bf16_to_f32(uint16_t h) {
   uint32_t u = uint32_t(h) << 16;
@@ -73,6 +77,8 @@ void TensorView::to_f32(float* out) const {
       }
       break;
     }
+    case DType::kQuant:
+      MOA_CHECK(false, "{}: safetensors never holds block-quantised data", name);
   }
 }
 
