@@ -63,10 +63,15 @@ std::vector<const Weight*> matrices(const Model& m) {
   return w;
 }
 
-TEST(GgufModel, F32FileIsTheSafetensorsModel) {
-  Model st = Model::load(kLlama);
-  Model g = Model::load(kLlama / "model-f32.gguf");
-  EXPECT_EQ(g.cfg.architecture, "LlamaForCausalLM");
+// Each variant's F32 GGUF is its safetensors checkpoint: llama (GQA, permuted q/k), llama3 (MQA,
+// tied embeddings, rope_freqs), qwen2 (q/k/v biases, unpermuted).
+class GgufF32 : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GgufF32, IsTheSafetensorsModel) {
+  const fs::path dir = kLlama.parent_path() / GetParam();
+  Model st = Model::load(dir);
+  Model g = Model::load(dir / "model-f32.gguf");
+  EXPECT_EQ(g.cfg.architecture, st.cfg.architecture);
   EXPECT_EQ(g.cfg.hidden, st.cfg.hidden);
   EXPECT_EQ(g.cfg.intermediate, st.cfg.intermediate);
   EXPECT_EQ(g.cfg.layers, st.cfg.layers);
@@ -77,18 +82,36 @@ TEST(GgufModel, F32FileIsTheSafetensorsModel) {
   EXPECT_EQ(g.cfg.max_position, st.cfg.max_position);
   EXPECT_EQ(g.cfg.rope_theta, st.cfg.rope_theta);
   EXPECT_EQ(g.cfg.rms_eps, double(float(st.cfg.rms_eps)));  // GGUF stores it as FLOAT32
-  EXPECT_FALSE(g.cfg.tie_embeddings);
-  // Every matrix bit for bit: the q/k permutation is undone exactly.
+  EXPECT_EQ(g.cfg.tie_embeddings, st.cfg.tie_embeddings);
+  EXPECT_EQ(g.cfg.qkv_bias, st.cfg.qkv_bias);
+  if (st.cfg.rope_scaling == RopeScaling::kLlama3) {
+    EXPECT_EQ(g.cfg.rope_freq_factors.size(), size_t(g.cfg.head_dim / 2));
+    // Same inverse frequencies as transformers' llama3 formula, up to the factors' f32 rounding.
+    auto a = rope_inv_freq(g.cfg), b = rope_inv_freq(st.cfg);
+    for (size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k] / b[k], 1.0, 1e-6) << k;
+  } else {
+    EXPECT_TRUE(g.cfg.rope_freq_factors.empty());
+  }
+  // Every matrix and bias bit for bit: the q/k permutation is undone exactly.
   auto a = matrices(st), b = matrices(g);
   ASSERT_EQ(a.size(), b.size());
   for (size_t k = 0; k < a.size(); ++k) {
     EXPECT_EQ(b[k]->dtype, DType::kF32);
     EXPECT_TRUE(test::all_close(b[k]->to_f32(), a[k]->to_f32(), 0, 0)) << "matrix " << k;
   }
-  EXPECT_TRUE(test::all_close(g.layers[1].mlp_norm, st.layers[1].mlp_norm, 0, 0));
+  for (size_t i = 0; i < st.layers.size(); ++i) {
+    const auto &x = g.layers[i], &y = st.layers[i];
+    EXPECT_TRUE(test::all_close(x.mlp_norm, y.mlp_norm, 0, 0));
+    EXPECT_EQ(x.bq.size(), y.bq.size());
+    EXPECT_TRUE(test::all_close(x.bq, y.bq, 0, 0));
+    EXPECT_TRUE(test::all_close(x.bk, y.bk, 0, 0));
+    EXPECT_TRUE(test::all_close(x.bv, y.bv, 0, 0));
+  }
   const auto ids = test_ids(g.cfg.vocab, 20);
   EXPECT_TRUE(test::all_close(all_logits(g, ids), all_logits(st, ids), 1e-4, 1e-4));
 }
+
+INSTANTIATE_TEST_SUITE_P(Variants, GgufF32, ::testing::Values("llama", "llama3", "qwen2"));
 
 TEST(GgufModel, MixedQuantComputesItsDequantisedWeights) {
   Model st = Model::load(kLlama);

@@ -11,6 +11,7 @@
 // is converted without the permutation (llama.cpp runs it with its rotate-half "NEOX" RoPE).
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "moa/error.h"
@@ -162,11 +163,24 @@ void check_rope(const GgufFile& g, const std::string& p, ModelConfig& c) {
   }
   c.rope_original_max_position =
       g.get_int(p + "rope.scaling.original_context_length", c.rope_original_max_position);
-  if (g.find_tensor("rope_freqs.weight")) {
-    input_error(
-        "{}: tensor 'rope_freqs.weight' (llama3 RoPE frequency factors) is not supported "
-        "yet; load the Hugging Face checkpoint instead",
-        g.file());
+  // llama3 scaling: llama.cpp's converter stores the per-frequency factors as a tensor.
+  if (const GgufTensor* t = g.find_tensor("rope_freqs.weight")) {
+    const int64_t half = c.head_dim / 2;
+    if (t->shape() != std::vector<int64_t>{half} || !ggml_type_traits(t->type_id).computable) {
+      input_error(
+          "{}: tensor 'rope_freqs.weight' is {} {}, expected {} values of a computable "
+          "type",
+          g.file(), t->type_name(), shape_str(t->shape()), half);
+    }
+    std::vector<float> f(static_cast<size_t>(half));
+    dequantize_row_ref(t->type(), t->data, half, f.data());
+    for (int64_t i = 0; i < half; ++i) {
+      if (!(f[size_t(i)] > 0) || !std::isfinite(f[size_t(i)])) {
+        input_error("{}: tensor 'rope_freqs.weight' value {} is {}, expected a finite factor > 0",
+                    g.file(), i, f[size_t(i)]);
+      }
+    }
+    c.rope_freq_factors.assign(f.begin(), f.end());
   }
 }
 

@@ -134,6 +134,11 @@ Model Model::random(const ModelConfig& c, uint64_t seed, float std) {
 }
 
 void Model::save(const std::filesystem::path& dir, DType dtype) const {
+  if (!cfg.rope_freq_factors.empty()) {
+    input_error("{}: this model's RoPE frequency factors (a GGUF file's rope_freqs) cannot be "
+                "written as a Hugging Face config.json; save from the original checkpoint instead",
+                dir.string());
+  }
   std::filesystem::create_directories(dir);
   const ModelConfig& c = cfg;
   const int64_t C = c.hidden, F = c.intermediate, V = c.vocab, QD = c.q_dim(), KD = c.kv_dim();

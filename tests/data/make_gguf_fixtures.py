@@ -24,18 +24,20 @@ Files under tests/data/gguf/:
                   array of arrays, an empty array; general.alignment = 64; two small F32 tensors
                   ("a": 3 values, "b": 2x5) so that the 64-byte alignment is exercised. The test
                   hard-codes the same values (see META below).
-  llama/          a tiny random Llama (2 layers, hidden 32, 4 heads, 2 KV heads, head_dim 8, ffn 64,
-                  vocab 64, untied lm_head, rope theta 10000) as a Hugging Face checkpoint
-                  (config.json + model.safetensors, F32), and its conversion to GGUF the way
-                  convert_hf_to_gguf.py's LlamaModel does it (q/k rows permuted for llama.cpp's
-                  RoPE, tensor names token_embd / blk.N.* / output_norm / output, llama.* keys):
-                    llama/model-f32.gguf    every tensor F32
-                    llama/model-mixed.gguf  token_embd F16, attention Q8_0, ffn_gate/up Q4_1,
-                                            ffn_down Q5_0, output Q8_0, norms F32
-                  The test checks model-f32.gguf gives the safetensors model's logits, and
+  llama/ llama3/ qwen2/
+                  tiny random models (see VARIANTS) as Hugging Face checkpoints (config.json +
+                  model.safetensors, F32) and their conversion to GGUF the way
+                  convert_hf_to_gguf.py does it (llama: q/k rows permuted for llama.cpp's RoPE,
+                  llama3 scaling as a rope_freqs tensor; qwen2: unpermuted, with q/k/v biases;
+                  tensor names token_embd / blk.N.* / output_norm / output, <arch>.* keys):
+                    <variant>/model-f32.gguf  every tensor F32
+                    llama/model-mixed.gguf    token_embd F16, attention Q8_0, ffn_gate/up Q4_1,
+                                              ffn_down Q5_0, output Q8_0, norms F32
+                  The test checks each model-f32.gguf gives its safetensors model's logits, and
                   model-mixed.gguf the logits of its own weights dequantised to f32.
 """
 import json
+import math
 import os
 import struct
 import sys
@@ -225,26 +227,44 @@ def make_metadata():
         assert t.data_offset % 64 == 0, t.name
 
 
-# ---- tiny Llama ----------------------------------------------------------------------------
+# ---- tiny Llama-family models -----------------------------------------------------------
 
-CFG = dict(vocab=64, hidden=32, heads=4, kv_heads=2, head_dim=8, inter=64, layers=2, ctx=64,
-           theta=10000.0, eps=1e-5)
+# name: (HF architecture, GGUF architecture, sizes, rope, tied, q/k/v biases, GGUF files)
+VARIANTS = {
+    # GQA, untied, plain RoPE: an F32 conversion and a mixed-quantisation one.
+    "llama": dict(arch="LlamaForCausalLM", gguf_arch="llama", vocab=64, hidden=32, heads=4,
+                  kv_heads=2, head_dim=8, inter=64, layers=2, ctx=64, theta=10000.0, eps=1e-5,
+                  tied=False, bias=False, llama3=False, files=["f32", "mixed"]),
+    # MQA, tied embeddings (no output tensor), llama3 RoPE scaling (a rope_freqs tensor).
+    "llama3": dict(arch="LlamaForCausalLM", gguf_arch="llama", vocab=64, hidden=32, heads=2,
+                   kv_heads=1, head_dim=16, inter=64, layers=1, ctx=64, theta=500000.0, eps=1e-5,
+                   tied=True, bias=False, llama3=True, files=["f32"]),
+    # Qwen2: q/k/v biases, no q/k permutation.
+    "qwen2": dict(arch="Qwen2ForCausalLM", gguf_arch="qwen2", vocab=64, hidden=32, heads=4,
+                  kv_heads=2, head_dim=8, inter=64, layers=1, ctx=64, theta=1000000.0, eps=1e-6,
+                  tied=False, bias=True, llama3=False, files=["f32"]),
+}
+LLAMA3_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
 
 
-def hf_config():
-    c = CFG
-    return {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": c["hidden"],
+def hf_config(c):
+    j = {
+        "architectures": [c["arch"]], "model_type": c["gguf_arch"], "hidden_size": c["hidden"],
         "intermediate_size": c["inter"], "num_hidden_layers": c["layers"],
         "num_attention_heads": c["heads"], "num_key_value_heads": c["kv_heads"],
         "vocab_size": c["vocab"], "max_position_embeddings": c["ctx"], "rms_norm_eps": c["eps"],
-        "rope_theta": c["theta"], "tie_word_embeddings": False, "hidden_act": "silu",
+        "rope_theta": c["theta"], "tie_word_embeddings": c["tied"], "hidden_act": "silu",
         "torch_dtype": "float32",
     }
+    if c["head_dim"] != c["hidden"] // c["heads"]:
+        j["head_dim"] = c["head_dim"]
+    if c["llama3"]:
+        j["rope_scaling"] = LLAMA3_ROPE
+    return j
 
 
-def hf_weights(rng):
-    c = CFG
+def hf_weights(rng, c):
     C, F, V_, QD, KD = c["hidden"], c["inter"], c["vocab"], c["heads"] * c["head_dim"], \
         c["kv_heads"] * c["head_dim"]
 
@@ -258,13 +278,18 @@ def hf_weights(rng):
         w[p + "self_attn.q_proj.weight"] = randn(QD, C, std=0.3)
         w[p + "self_attn.k_proj.weight"] = randn(KD, C, std=0.3)
         w[p + "self_attn.v_proj.weight"] = randn(KD, C, std=0.3)
+        if c["bias"]:
+            w[p + "self_attn.q_proj.bias"] = randn(QD, std=0.3)
+            w[p + "self_attn.k_proj.bias"] = randn(KD, std=0.3)
+            w[p + "self_attn.v_proj.bias"] = randn(KD, std=0.3)
         w[p + "self_attn.o_proj.weight"] = randn(C, QD, std=0.3)
         w[p + "post_attention_layernorm.weight"] = (1 + randn(C)).astype(np.float32)
         w[p + "mlp.gate_proj.weight"] = randn(F, C, std=0.3)
         w[p + "mlp.up_proj.weight"] = randn(F, C, std=0.3)
         w[p + "mlp.down_proj.weight"] = randn(C, F, std=0.3)
     w["model.norm.weight"] = (1 + randn(C)).astype(np.float32)
-    w["lm_head.weight"] = randn(V_, C, std=0.3)
+    if not c["tied"]:
+        w["lm_head.weight"] = randn(V_, C, std=0.3)
     return w
 
 
@@ -289,10 +314,34 @@ def permute(weights, n_head):
             .swapaxes(1, 2).reshape(weights.shape))
 
 
+def llama3_rope_factors(c):
+    """LlamaModel.generate_extra_tensors, in float32 as torch computes it there; the converter
+    reads original_max_position_embeddings from the top level of config.json (absent: 8192)."""
+    base, dim = c["theta"], c["head_dim"]
+    freqs = (1.0 / (np.float32(base) ** (np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim))))
+    freqs = freqs.astype(np.float32)
+    factor, low, high = LLAMA3_ROPE["factor"], LLAMA3_ROPE["low_freq_factor"], \
+        LLAMA3_ROPE["high_freq_factor"]
+    old = 8192
+    low_wl, high_wl = old / low, old / high
+    out = []
+    for f in freqs:
+        wl = np.float32(2 * math.pi) / f
+        if wl < high_wl:
+            out.append(1.0)
+        elif wl > low_wl:
+            out.append(factor)
+        else:
+            smooth = (old / wl - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
 GGUF_NAMES = {
     "input_layernorm.weight": "attn_norm.weight", "self_attn.q_proj.weight": "attn_q.weight",
     "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",
-    "self_attn.o_proj.weight": "attn_output.weight",
+    "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
+    "self_attn.v_proj.bias": "attn_v.bias", "self_attn.o_proj.weight": "attn_output.weight",
     "post_attention_layernorm.weight": "ffn_norm.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
     "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
 }
@@ -302,36 +351,42 @@ MIXED = {"token_embd.weight": T.F16, "attn_q.weight": T.Q8_0, "attn_k.weight": T
          "ffn_up.weight": T.Q4_1, "ffn_down.weight": T.Q5_0, "output.weight": T.Q8_0}
 
 
-def gguf_tensors(w):
-    c = CFG
+def gguf_tensors(w, c):
     out = {"token_embd.weight": w["model.embed_tokens.weight"]}
+    permuted = c["gguf_arch"] == "llama"
     for i in range(c["layers"]):
         for hf, gg in GGUF_NAMES.items():
-            t = w[f"model.layers.{i}.{hf}"]
-            if hf.startswith("self_attn.q_proj"):
+            t = w.get(f"model.layers.{i}.{hf}")
+            if t is None:
+                continue
+            if permuted and hf.startswith("self_attn.q_proj"):
                 t = permute(t, c["heads"])
-            elif hf.startswith("self_attn.k_proj"):
+            elif permuted and hf.startswith("self_attn.k_proj"):
                 t = permute(t, c["kv_heads"])
             out[f"blk.{i}.{gg}"] = t
     out["output_norm.weight"] = w["model.norm.weight"]
-    out["output.weight"] = w["lm_head.weight"]
+    if not c["tied"]:
+        out["output.weight"] = w["lm_head.weight"]
+    if c["llama3"]:
+        out["rope_freqs.weight"] = llama3_rope_factors(c)
     return out
 
 
-def write_llama_gguf(path, tensors, mixed):
-    c = CFG
-
+def write_model_gguf(path, tensors, c, mixed):
     def build(w):
-        w.arch = "llama"
+        w.arch = c["gguf_arch"]
         w.kv_data[0].pop("general.architecture", None)
         w.add_architecture()
-        w.add_name("tiny-llama-test")
+        w.add_name("tiny-test-model")
         w.add_context_length(c["ctx"])
         w.add_embedding_length(c["hidden"])
         w.add_block_count(c["layers"])
         w.add_feed_forward_length(c["inter"])
         w.add_head_count(c["heads"])
         w.add_head_count_kv(c["kv_heads"])
+        if c["head_dim"] != c["hidden"] // c["heads"]:
+            w.add_key_length(c["head_dim"])
+            w.add_value_length(c["head_dim"])
         w.add_rope_freq_base(c["theta"])
         w.add_layer_norm_rms_eps(c["eps"])
         w.add_rope_dimension_count(c["head_dim"])
@@ -350,21 +405,22 @@ def write_llama_gguf(path, tensors, mixed):
 
     write(path, build)
     r = gguf.GGUFReader(path)
-    assert field_value(r.fields["general.architecture"]) == "llama"
+    assert field_value(r.fields["general.architecture"]) == c["gguf_arch"]
     assert len(r.tensors) == len(tensors)
 
 
-def make_llama(rng):
-    d = os.path.join(OUT, "llama")
-    os.makedirs(d, exist_ok=True)
-    w = hf_weights(rng)
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(hf_config(), f, indent=2)
-        f.write("\n")
-    write_safetensors(os.path.join(d, "model.safetensors"), w)
-    g = gguf_tensors(w)
-    write_llama_gguf(os.path.join(d, "model-f32.gguf"), g, mixed=False)
-    write_llama_gguf(os.path.join(d, "model-mixed.gguf"), g, mixed=True)
+def make_models(rng):
+    for name, c in VARIANTS.items():
+        d = os.path.join(OUT, name)
+        os.makedirs(d, exist_ok=True)
+        w = hf_weights(rng, c)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(hf_config(c), f, indent=2)
+            f.write("\n")
+        write_safetensors(os.path.join(d, "model.safetensors"), w)
+        g = gguf_tensors(w, c)
+        for kind in c["files"]:
+            write_model_gguf(os.path.join(d, f"model-{kind}.gguf"), g, c, mixed=kind == "mixed")
 
 
 def main():
@@ -373,7 +429,7 @@ def main():
     rng = np.random.default_rng(SEED)
     make_types(rng)
     make_metadata()
-    make_llama(rng)
+    make_models(rng)
     total = 0
     for root, _, files in os.walk(OUT):
         for f in files:
