@@ -1,5 +1,6 @@
-// Test helper: byte offsets of the fields of a well-formed GGUF file (an independent walk, not
-// our reader), so tests can write corrupted copies field by field.
+// Test helpers: byte offsets of the fields of a well-formed GGUF file (an independent walk, not
+// our reader), so tests can write corrupted copies field by field; and a minimal metadata-only
+// GGUF writer for tests that build files too large to commit (tokenizers).
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace moa::test {
 
@@ -84,5 +86,56 @@ inline std::string with(std::string b, size_t at, T v) {
   std::memcpy(b.data() + at, &v, sizeof(T));
   return b;
 }
+
+// A GGUF v3 file with metadata and no tensors, little-endian, in the order the keys were added.
+class GgufBuilder {
+ public:
+  void add(const std::string& key, const std::string& v) { kv(key, 8), text(v); }
+  void add_u32(const std::string& key, uint32_t v) { kv(key, 4), pod(v); }
+  void add_i32(const std::string& key, int32_t v) { kv(key, 5), pod(v); }
+  void add_bool(const std::string& key, bool v) { kv(key, 7), pod(uint8_t(v)); }
+  void add(const std::string& key, const std::vector<std::string>& v) {
+    array(key, 8, v.size());
+    for (auto& s : v) text(s);
+  }
+  void add(const std::string& key, const std::vector<int32_t>& v) {
+    array(key, 5, v.size());
+    for (auto x : v) pod(x);
+  }
+  void add(const std::string& key, const std::vector<float>& v) {
+    array(key, 6, v.size());
+    for (auto x : v) pod(x);
+  }
+  std::string bytes() const {
+    std::string h = "GGUF";
+    auto put = [&](auto x) { h.append(reinterpret_cast<const char*>(&x), sizeof(x)); };
+    put(uint32_t(3));
+    put(uint64_t(0));  // tensors
+    put(uint64_t(n_));
+    return h + body_;
+  }
+
+ private:
+  template <typename T>
+  void pod(T v) {
+    body_.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  }
+  void text(const std::string& s) {
+    pod(uint64_t(s.size()));
+    body_ += s;
+  }
+  void kv(const std::string& key, uint32_t type) {
+    ++n_;
+    text(key);
+    pod(type);
+  }
+  void array(const std::string& key, uint32_t elem, size_t n) {
+    kv(key, 9);
+    pod(elem);
+    pod(uint64_t(n));
+  }
+  std::string body_;
+  uint64_t n_ = 0;
+};
 
 }  // namespace moa::test

@@ -128,5 +128,8 @@ class GgufFile {
 
 // True when the path names a GGUF file (by its first four bytes; false for directories).
 bool is_gguf_file(const std::filesystem::path& path);
+// True when `path` should be read as GGUF: a regular file named *.gguf or starting with "GGUF"
+// (so that a corrupt .gguf file gets GGUF's error messages).
+bool is_gguf_path(const std::filesystem::path& path);
 
 }  // namespace moa

@@ -49,9 +49,8 @@ struct Model {
 
 // ModelConfig from a GGUF file's llama.* / qwen2.* metadata (and which optional tensors exist).
 ModelConfig config_from_gguf(const GgufFile& g);
-
-// True when `path` should be read as GGUF: a regular file named *.gguf or starting with "GGUF".
-bool is_gguf_path(const std::filesystem::path& path);
+// The config of a checkpoint directory (its config.json) or of a .gguf file (its metadata).
+ModelConfig load_model_config(const std::filesystem::path& dir_or_gguf);
 
 // How a new layer's non-zero weights start: kRandom draws them as Model::random does for the new
 // shape and seed; kCopy takes them from the layer it follows (the depth up-scaling of SOLAR), so

@@ -559,4 +559,10 @@ bool is_gguf_file(const std::filesystem::path& path) {
   return f.gcount() == 4 && std::memcmp(m, "GGUF", 4) == 0;
 }
 
+bool is_gguf_path(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  return path.extension() == ".gguf" || is_gguf_file(path);
+}
+
 }  // namespace moa

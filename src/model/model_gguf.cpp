@@ -236,6 +236,11 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   return c;
 }
 
+ModelConfig load_model_config(const std::filesystem::path& dir_or_gguf) {
+  if (is_gguf_path(dir_or_gguf)) return config_from_gguf(GgufFile(dir_or_gguf));
+  return ModelConfig::load(dir_or_gguf / "config.json");
+}
+
 Model Model::load_gguf(const std::filesystem::path& file) {
   GgufFile g(file);
   const ArchInfo& arch = arch_of(g);

@@ -51,12 +51,6 @@ int64_t Model::param_count() const {
   return n;
 }
 
-bool is_gguf_path(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) return false;
-  return path.extension() == ".gguf" || is_gguf_file(path);
-}
-
 Model Model::load(const std::filesystem::path& dir) {
   if (is_gguf_path(dir)) return load_gguf(dir);
   Model m;

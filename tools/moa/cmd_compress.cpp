@@ -46,7 +46,7 @@ void run(CompressCli& o) {
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<CompressCli>();
-  app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  app.add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
   app.add_option("--density", o->c.density, "KV density budget in (0, 1]")->required();
   app.add_option("--out", o->out, "plan JSON to write")->required();
   app.add_option("--work", o->work, "stage directory (default: next to --out, moa-work-<model>)");

@@ -34,7 +34,7 @@ void run(const InfoOptions& o) {
     }
   } else {
     format = "safetensors";
-    c = ModelConfig::load(std::filesystem::path(o.dir) / "config.json");
+    c = load_model_config(o.dir);
     TensorStore st(o.dir);
     for (auto& name : st.names()) {
       const TensorView& t = st.get(name);
