@@ -94,6 +94,7 @@ class GgufBuilder {
   void add_u32(const std::string& key, uint32_t v) { kv(key, 4), pod(v); }
   void add_i32(const std::string& key, int32_t v) { kv(key, 5), pod(v); }
   void add_bool(const std::string& key, bool v) { kv(key, 7), pod(uint8_t(v)); }
+  void add_f32(const std::string& key, float v) { kv(key, 6), pod(v); }
   void add(const std::string& key, const std::vector<std::string>& v) {
     array(key, 8, v.size());
     for (auto& s : v) text(s);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -245,6 +246,42 @@ TEST(GgufModel, BadModelFiles) {
                     {"head_count_kv' is 3", "divisor of the 4"});
   // Not a GGUF file at all, named .gguf.
   expect_load_error("PK\x03\x04 not gguf", {"not a GGUF file"});
+}
+
+// Metadata the loader refuses, each checked before any tensor is read (metadata-only files).
+TEST(GgufModel, UnsupportedMetadata) {
+  struct Case {
+    std::function<void(test::GgufBuilder&)> edit;
+    std::vector<std::string> needles;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& g) { g.add_u32("llama.expert_count", 8); }, {"expert_count' is 8", "mixture"}},
+      {[](auto& g) { g.add("llama.rope.scaling.type", "yarn"); },
+       {"rope.scaling.type' is 'yarn'", "none or linear"}},
+      {[](auto& g) { g.add_u32("llama.rope.dimension_count", 4); },
+       {"rope.dimension_count' is 4", "partial rotary"}},
+      {[](auto& g) { g.add_u32("llama.attention.value_length", 16); },
+       {"value_length' is 16", "key length 8"}},
+      {[](auto& g) { g.add_u32("llama.attention.head_count_kv", 0); },
+       {"head_count_kv' is 0", "divisor"}},
+      {[](auto& g) { g.add("llama.block_count", "two"); },
+       {"'llama.block_count' is STRING", "expected an integer"}},
+      {[](auto& g) { g.add_f32("llama.rope.scaling.factor", -2.0f); },
+       {"rope.scaling.factor' is -2", "> 0"}},
+  };
+  for (size_t k = 0; k < cases.size(); ++k) {
+    test::GgufBuilder g;
+    g.add("general.architecture", "llama");
+    g.add_u32("llama.embedding_length", 32);
+    g.add_u32("llama.feed_forward_length", 64);
+    g.add_u32("llama.attention.head_count", 4);
+    g.add_u32("llama.context_length", 64);
+    g.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    cases[k].edit(g);
+    if (k != 5) g.add_u32("llama.block_count", 1);
+    SCOPED_TRACE(k);
+    expect_load_error(g.bytes(), cases[k].needles);
+  }
 }
 
 TEST(GgufCli, InfoScoreAndErrors) {

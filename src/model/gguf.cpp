@@ -400,7 +400,8 @@ void place_tensors(std::vector<GgufTensor>& ts, const std::string& file, const u
           file, t.name, t.offset, t.offset + t.nbytes, data_size, t.type_name(),
           fmt::join(t.ne, "x"), t.nbytes);
     }
-    t.data = base + data_offset + t.offset;
+    // An empty tensor may sit at the very end, past the mapping: give it no pointer at all.
+    t.data = t.nbytes > 0 ? base + data_offset + t.offset : nullptr;
     if (t.nbytes > 0) order.emplace_back(t.offset, k);
   }
   std::sort(order.begin(), order.end());

@@ -192,6 +192,11 @@ ModelConfig config_from_gguf(const GgufFile& g) {
   ModelConfig c;
   c.architecture = arch.hf;
   c.model_type = arch.model_type;
+  if (g.get_int(p + "expert_count", 0) > 0) {
+    input_error("{}: metadata key '{}expert_count' is {}: mixture-of-experts models are not "
+                "supported",
+                g.file(), p, g.get_int(p + "expert_count"));
+  }
   c.hidden = positive(g, p + "embedding_length");
   c.intermediate = positive(g, p + "feed_forward_length");
   c.layers = positive(g, p + "block_count");
