@@ -11,9 +11,9 @@
 #include <cstdlib>
 #include <random>
 
-#include "moa/attention.h"
-#include "moa/kv_cache.h"
-#include "moa/weight.h"
+#include "moa/attention/attention.h"
+#include "moa/attention/kv_cache.h"
+#include "moa/model/weight.h"
 
 namespace {
 

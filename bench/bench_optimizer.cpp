@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "moa/optimizer.h"
+#include "moa/compress/optimizer.h"
 
 namespace {
 

@@ -9,8 +9,8 @@
 #include <set>
 
 #include "attention/simd.h"
-#include "moa/attention.h"
-#include "moa/kv_cache.h"
+#include "moa/attention/attention.h"
+#include "moa/attention/kv_cache.h"
 #include "test_util.h"
 
 namespace moa {

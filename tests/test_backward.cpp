@@ -1,4 +1,4 @@
-// The hand-written backward pass (include/moa/backward.h).
+// The hand-written backward pass (include/moa/model/backward.h).
 //  - every op: forward against a double-precision reference written here, backward against
 //    central finite differences of that reference (so the differences are meaningful), including
 //    the attention mask's window and sink edges and tile edges;
@@ -17,12 +17,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "moa/adamw.h"
-#include "moa/attention.h"
-#include "moa/backward.h"
-#include "moa/forward.h"
-#include "moa/model.h"
-#include "moa/safetensors.h"
+#include "moa/train/adamw.h"
+#include "moa/attention/attention.h"
+#include "moa/model/backward.h"
+#include "moa/model/forward.h"
+#include "moa/model/model.h"
+#include "moa/model/safetensors.h"
 #include "test_util.h"
 
 namespace moa {

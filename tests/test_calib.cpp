@@ -1,11 +1,11 @@
-// Calibration JSONL (include/moa/calib.h): both record forms, one clear error per bad line, and
+// Calibration JSONL (include/moa/data/calib.h): both record forms, one clear error per bad line, and
 // the token layout and loss mask of a sample.
 #include <gtest/gtest.h>
 
-#include "moa/calib.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/tokenizer.h"
+#include "moa/data/calib.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace moa {

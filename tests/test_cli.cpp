@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "moa/file_io.h"
+#include "moa/core/file_io.h"
 #include "test_util.h"
 
 namespace moa {

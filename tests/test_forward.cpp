@@ -6,9 +6,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "moa/error.h"
-#include "moa/forward.h"
-#include "moa/model.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/model/model.h"
 #include "test_util.h"
 
 namespace moa {

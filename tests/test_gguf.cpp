@@ -11,10 +11,10 @@
 #include <set>
 
 #include "gguf_layout.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/gguf.h"
-#include "moa/quant.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/gguf.h"
+#include "moa/model/quant.h"
 #include "test_util.h"
 
 namespace moa {

@@ -11,11 +11,11 @@
 #include <random>
 
 #include "gguf_layout.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/forward.h"
-#include "moa/gguf.h"
-#include "moa/model.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/forward.h"
+#include "moa/model/gguf.h"
+#include "moa/model/model.h"
 #include "test_util.h"
 
 namespace moa {

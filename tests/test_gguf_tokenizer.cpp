@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "gguf_layout.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/tokenizer.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace moa {

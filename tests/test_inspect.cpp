@@ -1,4 +1,4 @@
-// Head statistics (include/moa/inspect.h) against a plain double reference that materialises
+// Head statistics (include/moa/eval/inspect.h) against a plain double reference that materialises
 // every T x T attention matrix: on random q/k crossing the 64 and 512 distance edges, on uniform
 // attention (closed form), and on a tiny random model whose q/k the reference takes from the
 // training backward's hook (a second path to the same tensors). Then `moa inspect heads`.
@@ -9,11 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "moa/backward.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/inspect.h"
-#include "moa/tokenizer.h"
+#include "moa/model/backward.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/eval/inspect.h"
+#include "moa/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace moa {

@@ -6,10 +6,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/model.h"
-#include "moa/safetensors.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/model.h"
+#include "moa/model/safetensors.h"
 #include "test_util.h"
 
 namespace moa {

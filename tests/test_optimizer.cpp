@@ -9,10 +9,10 @@
 #include <random>
 #include <set>
 
-#include "moa/error.h"
-#include "moa/optimizer.h"
-#include "moa/plan.h"
-#include "moa/profile.h"
+#include "moa/core/error.h"
+#include "moa/compress/optimizer.h"
+#include "moa/attention/plan.h"
+#include "moa/compress/profile.h"
 #include "test_util.h"
 
 namespace moa {

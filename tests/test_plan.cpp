@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "moa/config.h"
-#include "moa/error.h"
-#include "moa/plan.h"
+#include "moa/model/config.h"
+#include "moa/core/error.h"
+#include "moa/attention/plan.h"
 #include "test_util.h"
 
 namespace moa {

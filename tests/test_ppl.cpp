@@ -1,4 +1,4 @@
-// Perplexity (include/moa/ppl.h): windows, answer-only NLL, every attention through the engine,
+// Perplexity (include/moa/eval/ppl.h): windows, answer-only NLL, every attention through the engine,
 // checked against the training forward's masked loss (a second implementation of the same
 // model); H2O token by token equals dense until its first eviction; then `moa eval ppl`.
 #include <fmt/format.h>
@@ -8,13 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "moa/backward.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/plan.h"
-#include "moa/ppl.h"
-#include "moa/spans.h"
-#include "moa/tokenizer.h"
+#include "moa/model/backward.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/attention/plan.h"
+#include "moa/eval/ppl.h"
+#include "moa/attention/spans.h"
+#include "moa/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace moa {

@@ -1,4 +1,4 @@
-// The influence profiler (include/moa/profiler.h) on a tiny random GQA model:
+// The influence profiler (include/moa/compress/profiler.h) on a tiny random GQA model:
 //  - the hook-based tiles against a plain double-precision reference (full A, G, E per head);
 //  - meaning: E of single entries against central differences of the exact loss when the entry's
 //    removal is scaled by t; tile ablations (Spearman of predicted vs measured);
@@ -12,12 +12,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "moa/backward.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/profile.h"
-#include "moa/profiler.h"
-#include "moa/tokenizer.h"
+#include "moa/model/backward.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/compress/profile.h"
+#include "moa/compress/profiler.h"
+#include "moa/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace moa {

@@ -7,12 +7,12 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "moa/calib.h"
-#include "moa/calib_set.h"
-#include "moa/model.h"
-#include "moa/profiler.h"
-#include "moa/tasks.h"
-#include "moa/tokenizer.h"
+#include "moa/data/calib.h"
+#include "moa/compress/calib_set.h"
+#include "moa/model/model.h"
+#include "moa/compress/profiler.h"
+#include "moa/data/tasks.h"
+#include "moa/tokenizer/tokenizer.h"
 
 namespace moa {
 namespace {

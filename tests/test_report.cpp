@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "moa/file_io.h"
-#include "moa/report.h"
-#include "moa/tokenizer.h"
+#include "moa/core/error.h"
+#include "moa/eval/eval.h"
+#include "moa/core/file_io.h"
+#include "moa/eval/report.h"
+#include "moa/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace moa {

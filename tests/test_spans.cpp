@@ -6,11 +6,11 @@
 #include <cmath>
 #include <filesystem>
 
-#include "moa/forward.h"
-#include "moa/kv_cache.h"
-#include "moa/model.h"
-#include "moa/plan.h"
-#include "moa/spans.h"
+#include "moa/model/forward.h"
+#include "moa/attention/kv_cache.h"
+#include "moa/model/model.h"
+#include "moa/attention/plan.h"
+#include "moa/attention/spans.h"
 #include "test_util.h"
 
 namespace moa {

@@ -7,16 +7,16 @@
 #include <regex>
 #include <set>
 
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "moa/file_io.h"
-#include "moa/model.h"
-#include "moa/plan.h"
-#include "moa/spans.h"
-#include "moa/tasks.h"
-#include "moa/tokenizer.h"
-#include "moa/tokenizer_train.h"
-#include "moa/train_data.h"
+#include "moa/core/error.h"
+#include "moa/eval/eval.h"
+#include "moa/core/file_io.h"
+#include "moa/model/model.h"
+#include "moa/attention/plan.h"
+#include "moa/attention/spans.h"
+#include "moa/data/tasks.h"
+#include "moa/tokenizer/tokenizer.h"
+#include "moa/tokenizer/tokenizer_train.h"
+#include "moa/train/train_data.h"
 #include "test_util.h"
 
 namespace moa {

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "moa/error.h"
-#include "moa/tokenizer.h"
-#include "model/unicode.h"
+#include "moa/core/error.h"
+#include "moa/tokenizer/tokenizer.h"
+#include "moa/tokenizer/unicode.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

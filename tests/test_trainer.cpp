@@ -4,8 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "moa/file_io.h"
-#include "moa/trainer.h"
+#include "moa/core/file_io.h"
+#include "moa/train/trainer.h"
 #include "test_util.h"
 
 namespace moa {

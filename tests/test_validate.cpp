@@ -1,4 +1,4 @@
-// The validator (include/moa/validate.h) on a tiny random model: a plan covering every token
+// The validator (include/moa/compress/validate.h) on a tiny random model: a plan covering every token
 // gives exactly the dense NLL, a tiny-window plan another one, the best is the argmin; the NLL is
 // the answer tokens' (checked against forward_backward's masked loss); `moa validate` prints the
 // same and refuses bad inputs with one line.
@@ -9,15 +9,15 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "moa/backward.h"
-#include "moa/calib_set.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/plan.h"
-#include "moa/profile.h"
-#include "moa/tasks.h"
-#include "moa/tokenizer.h"
-#include "moa/validate.h"
+#include "moa/model/backward.h"
+#include "moa/compress/calib_set.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/attention/plan.h"
+#include "moa/compress/profile.h"
+#include "moa/data/tasks.h"
+#include "moa/tokenizer/tokenizer.h"
+#include "moa/compress/validate.h"
 #include "test_util.h"
 
 namespace moa {

@@ -6,7 +6,7 @@
 
 #include <random>
 
-#include "moa/weight.h"
+#include "moa/model/weight.h"
 #include "test_util.h"
 
 namespace moa {

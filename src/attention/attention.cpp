@@ -1,4 +1,4 @@
-#include "moa/attention.h"
+#include "moa/attention/attention.h"
 
 #include <omp.h>
 
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "attention/simd.h"
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

@@ -8,7 +8,7 @@
 
 #include "attention/attention_tiles.h"
 #include "attention/simd.h"
-#include "moa/attention.h"
+#include "moa/attention/attention.h"
 
 namespace moa {
 

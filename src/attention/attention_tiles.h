@@ -10,8 +10,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "moa/error.h"
-#include "moa/kv_cache.h"
+#include "moa/core/error.h"
+#include "moa/attention/kv_cache.h"
 
 namespace moa::tiles {
 

@@ -1,10 +1,10 @@
-#include "moa/kv_cache.h"
+#include "moa/attention/kv_cache.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

@@ -1,10 +1,10 @@
 // Plans: the cache rule, shapes and densities. Reading and writing files is in plan_json.cpp.
-#include "moa/plan.h"
+#include "moa/attention/plan.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

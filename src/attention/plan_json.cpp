@@ -4,9 +4,9 @@
 #include <cstring>
 #include <string_view>
 
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/plan.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/attention/plan.h"
 
 namespace moa {
 

@@ -1,4 +1,4 @@
-#include "moa/spans.h"
+#include "moa/attention/spans.h"
 
 namespace moa {
 

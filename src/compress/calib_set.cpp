@@ -1,10 +1,10 @@
-#include "moa/calib_set.h"
+#include "moa/compress/calib_set.h"
 
 #include <random>
 
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "model/unicode.h"
+#include "moa/core/error.h"
+#include "moa/eval/eval.h"
+#include "moa/tokenizer/unicode.h"
 
 namespace moa {
 

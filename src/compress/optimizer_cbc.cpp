@@ -11,8 +11,8 @@
 #include <limits>
 #include <map>
 
-#include "moa/error.h"
-#include "moa/optimizer.h"
+#include "moa/core/error.h"
+#include "moa/compress/optimizer.h"
 
 namespace moa {
 

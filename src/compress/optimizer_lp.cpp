@@ -10,7 +10,7 @@
 #include <cmath>
 #include <limits>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa::detail {
 

@@ -13,8 +13,8 @@
 #include <limits>
 #include <numeric>
 
-#include "moa/error.h"
-#include "moa/optimizer.h"
+#include "moa/core/error.h"
+#include "moa/compress/optimizer.h"
 #include "optimizer_lp.h"
 #include "optimizer_search.h"
 

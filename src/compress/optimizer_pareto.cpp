@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "moa/error.h"
-#include "moa/optimizer.h"
+#include "moa/core/error.h"
+#include "moa/compress/optimizer.h"
 
 namespace moa {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "moa/optimizer.h"
+#include "moa/compress/optimizer.h"
 
 namespace moa::detail {
 

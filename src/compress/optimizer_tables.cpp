@@ -5,8 +5,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "moa/error.h"
-#include "moa/optimizer.h"
+#include "moa/core/error.h"
+#include "moa/compress/optimizer.h"
 
 namespace moa {
 

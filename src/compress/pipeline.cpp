@@ -1,4 +1,4 @@
-#include "moa/pipeline.h"
+#include "moa/compress/pipeline.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,15 +7,15 @@
 #include <map>
 #include <optional>
 
-#include "moa/calib.h"
-#include "moa/calib_set.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/hash.h"
-#include "moa/optimizer.h"
-#include "moa/profiler.h"
-#include "moa/tasks.h"
-#include "moa/validate.h"
+#include "moa/data/calib.h"
+#include "moa/compress/calib_set.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/core/hash.h"
+#include "moa/compress/optimizer.h"
+#include "moa/compress/profiler.h"
+#include "moa/data/tasks.h"
+#include "moa/compress/validate.h"
 
 namespace moa {
 

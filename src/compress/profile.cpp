@@ -1,10 +1,10 @@
-#include "moa/profile.h"
+#include "moa/compress/profile.h"
 
 #include <cmath>
 #include <map>
 
-#include "moa/error.h"
-#include "moa/safetensors.h"
+#include "moa/core/error.h"
+#include "moa/model/safetensors.h"
 
 namespace moa {
 

@@ -1,5 +1,5 @@
 // The influence kernel and one sample's forward + backward with the profiler hook.
-#include "moa/profiler.h"
+#include "moa/compress/profiler.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

@@ -6,9 +6,9 @@
 #include <numeric>
 #include <random>
 
-#include "moa/attention.h"
-#include "moa/error.h"
-#include "moa/profiler.h"
+#include "moa/attention/attention.h"
+#include "moa/core/error.h"
+#include "moa/compress/profiler.h"
 
 namespace moa {
 

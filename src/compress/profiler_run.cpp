@@ -7,10 +7,10 @@
 #include <map>
 #include <system_error>
 
-#include "moa/error.h"
-#include "moa/profile.h"
-#include "moa/profiler.h"
-#include "moa/safetensors.h"
+#include "moa/core/error.h"
+#include "moa/compress/profile.h"
+#include "moa/compress/profiler.h"
+#include "moa/model/safetensors.h"
 
 namespace moa {
 

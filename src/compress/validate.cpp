@@ -1,11 +1,11 @@
-#include "moa/validate.h"
+#include "moa/compress/validate.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "moa/error.h"
-#include "moa/forward.h"
-#include "moa/spans.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/attention/spans.h"
 
 namespace moa {
 

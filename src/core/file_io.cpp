@@ -1,4 +1,4 @@
-#include "moa/file_io.h"
+#include "moa/core/file_io.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

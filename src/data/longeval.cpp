@@ -1,7 +1,7 @@
 #include <set>
 
-#include "moa/error.h"
-#include "moa/tasks.h"
+#include "moa/core/error.h"
+#include "moa/data/tasks.h"
 
 namespace moa {
 

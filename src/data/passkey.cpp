@@ -1,7 +1,7 @@
 #include <cmath>
 
-#include "moa/error.h"
-#include "moa/tasks.h"
+#include "moa/core/error.h"
+#include "moa/data/tasks.h"
 
 namespace moa {
 

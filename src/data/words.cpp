@@ -1,9 +1,9 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "moa/error.h"
-#include "moa/hash.h"
-#include "moa/tasks.h"
+#include "moa/core/error.h"
+#include "moa/core/hash.h"
+#include "moa/data/tasks.h"
 
 namespace moa {
 

@@ -1,9 +1,9 @@
-// Effective context length and the mean span of a method (rules in include/moa/report.h).
+// Effective context length and the mean span of a method (rules in include/moa/eval/report.h).
 #include <algorithm>
 #include <cmath>
 
-#include "moa/error.h"
-#include "moa/report.h"
+#include "moa/core/error.h"
+#include "moa/eval/report.h"
 
 namespace moa {
 

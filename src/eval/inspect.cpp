@@ -1,4 +1,4 @@
-#include "moa/inspect.h"
+#include "moa/eval/inspect.h"
 
 #include <fmt/format.h>
 
@@ -7,9 +7,9 @@
 #include <limits>
 
 #include "eval/report_svg.h"
-#include "moa/attention.h"
-#include "moa/backward.h"
-#include "moa/error.h"
+#include "moa/attention/attention.h"
+#include "moa/model/backward.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

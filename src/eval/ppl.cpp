@@ -1,10 +1,10 @@
-#include "moa/ppl.h"
+#include "moa/eval/ppl.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "moa/error.h"
-#include "moa/forward.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
 
 namespace moa {
 

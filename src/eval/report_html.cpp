@@ -10,7 +10,7 @@
 #include <set>
 
 #include "eval/report_svg.h"
-#include "moa/report.h"
+#include "moa/eval/report.h"
 
 namespace moa {
 namespace {

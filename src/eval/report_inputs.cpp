@@ -1,12 +1,12 @@
-// Reading `moa report`'s inputs: results and bench files (formats in include/moa/report.h).
+// Reading `moa report`'s inputs: results and bench files (formats in include/moa/eval/report.h).
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/report.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/eval/report.h"
 
 namespace moa {
 namespace {

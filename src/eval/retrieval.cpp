@@ -2,10 +2,10 @@
 #include <cmath>
 #include <fstream>
 
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "moa/forward.h"
-#include "moa/tasks.h"
+#include "moa/core/error.h"
+#include "moa/eval/eval.h"
+#include "moa/model/forward.h"
+#include "moa/data/tasks.h"
 
 namespace moa {
 

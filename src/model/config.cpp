@@ -1,9 +1,9 @@
-#include "moa/config.h"
+#include "moa/model/config.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

@@ -1,4 +1,4 @@
-#include "moa/forward.h"
+#include "moa/model/forward.h"
 
 #include <omp.h>
 
@@ -8,8 +8,8 @@
 #include <numbers>
 #include <random>
 
-#include "moa/attention.h"
-#include "moa/error.h"
+#include "moa/attention/attention.h"
+#include "moa/core/error.h"
 
 extern "C" void openblas_set_num_threads(int);
 

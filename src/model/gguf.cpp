@@ -1,7 +1,7 @@
 // GGUF reader, written from the GGUF specification (ggml's docs/gguf.md): every read goes through
 // a Cursor that checks the bytes are there first, and every declared count is bounded by the
 // bytes left before anything is reserved, so a lying header can neither crash nor exhaust memory.
-#include "moa/gguf.h"
+#include "moa/model/gguf.h"
 
 #include <fmt/ranges.h>
 
@@ -10,7 +10,7 @@
 #include <fstream>
 #include <limits>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <set>
 
-#include "moa/error.h"
-#include "moa/model.h"
+#include "moa/core/error.h"
+#include "moa/model/model.h"
 
 namespace moa {
 

@@ -14,9 +14,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "moa/error.h"
-#include "moa/gguf.h"
-#include "moa/model.h"
+#include "moa/core/error.h"
+#include "moa/model/gguf.h"
+#include "moa/model/model.h"
 
 namespace moa {
 

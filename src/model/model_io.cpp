@@ -3,10 +3,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/gguf.h"
-#include "moa/model.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/gguf.h"
+#include "moa/model/model.h"
 
 namespace moa {
 

@@ -3,13 +3,13 @@
 // (tests/test_gguf.cpp, fixtures from tests/data/make_gguf_fixtures.py). Every product and sum
 // is formed in f32 in the order gguf-py forms it; CMakeLists.txt compiles this file with
 // -ffp-contract=off so that the compiler does not fuse `a * b + c` into one rounding.
-#include "moa/quant.h"
+#include "moa/model/quant.h"
 
 #include <cstring>
 #include <vector>
 
-#include "moa/error.h"
-#include "moa/safetensors.h"
+#include "moa/core/error.h"
+#include "moa/model/safetensors.h"
 
 namespace moa {
 

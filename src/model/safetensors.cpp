@@ -1,4 +1,4 @@
-#include "moa/safetensors.h"
+#include "moa/model/safetensors.h"
 
 #include <immintrin.h>
 
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

@@ -1,4 +1,4 @@
-#include "moa/sampler.h"
+#include "moa/model/sampler.h"
 
 #include <algorithm>
 #include <cmath>

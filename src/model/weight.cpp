@@ -1,4 +1,4 @@
-#include "moa/weight.h"
+#include "moa/model/weight.h"
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -8,7 +8,7 @@
 #include <type_traits>
 #include <cstring>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

@@ -1,10 +1,10 @@
-#include "moa/adamw.h"
+#include "moa/train/adamw.h"
 
 #include <cmath>
 #include <string>
 #include <vector>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

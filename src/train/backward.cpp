@@ -11,7 +11,7 @@
 //   x_out = x_mid + (silu(gate) * up) Wd^T         (T, C)
 // then final rmsnorm, LM head, masked cross-entropy. The backward walks the same list in reverse;
 // normalised inputs and silu(gate)*up are recomputed (cheap) instead of saved.
-#include "moa/backward.h"
+#include "moa/model/backward.h"
 
 #include <omp.h>
 
@@ -19,7 +19,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

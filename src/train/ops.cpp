@@ -8,9 +8,9 @@
 #include <cstring>
 #include <vector>
 
-#include "moa/backward.h"
-#include "moa/forward.h"
-#include "moa/error.h"
+#include "moa/model/backward.h"
+#include "moa/model/forward.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "attention/attention_tiles.h"
-#include "moa/backward.h"
-#include "moa/error.h"
+#include "moa/model/backward.h"
+#include "moa/core/error.h"
 
 namespace moa {
 

@@ -1,10 +1,10 @@
-#include "moa/train_data.h"
+#include "moa/train/train_data.h"
 
 #include <random>
 #include <sstream>
 
-#include "moa/error.h"
-#include "moa/file_io.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
 #include "train/train_tasks.h"
 
 namespace moa {

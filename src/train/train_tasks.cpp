@@ -7,9 +7,9 @@
 
 #include <fmt/ranges.h>
 
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/tasks.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/data/tasks.h"
 #include "train/train_tasks.h"
 
 namespace moa {

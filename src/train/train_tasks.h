@@ -4,8 +4,8 @@
 #include <memory>
 #include <string>
 
-#include "moa/tokenizer.h"
-#include "moa/train_data.h"
+#include "moa/tokenizer/tokenizer.h"
+#include "moa/train/train_data.h"
 
 namespace moa {
 

@@ -1,5 +1,5 @@
 #include <algorithm>
-#include "moa/trainer.h"
+#include "moa/train/trainer.h"
 
 #include <unistd.h>
 
@@ -10,12 +10,12 @@
 #include <nlohmann/json.hpp>
 #include <numbers>
 
-#include "moa/adamw.h"
-#include "moa/backward.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/kv_cache.h"
-#include "moa/safetensors.h"
+#include "moa/train/adamw.h"
+#include "moa/model/backward.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/attention/kv_cache.h"
+#include "moa/model/safetensors.h"
 
 namespace moa {
 

@@ -12,8 +12,8 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/forward.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
 
 namespace moa::cli {
 namespace {

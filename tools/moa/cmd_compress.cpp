@@ -1,12 +1,12 @@
 // moa compress: calibration set, profiles, Pareto plans, validation — one command, each stage
-// saved in the work directory and reused when re-run (see include/moa/pipeline.h).
+// saved in the work directory and reused when re-run (see include/moa/compress/pipeline.h).
 #include <cstdio>
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/forward.h"
-#include "moa/pipeline.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/compress/pipeline.h"
 
 namespace moa::cli {
 namespace {

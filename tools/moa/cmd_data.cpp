@@ -6,11 +6,11 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/calib_set.h"
-#include "moa/forward.h"
-#include "moa/tasks.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/compress/calib_set.h"
+#include "moa/model/forward.h"
+#include "moa/data/tasks.h"
 
 namespace moa::cli {
 namespace {

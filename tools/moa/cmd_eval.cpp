@@ -11,13 +11,13 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/eval.h"
-#include "moa/calib.h"
-#include "moa/file_io.h"
-#include "moa/forward.h"
-#include "moa/ppl.h"
-#include "moa/tasks.h"
+#include "moa/core/error.h"
+#include "moa/eval/eval.h"
+#include "moa/data/calib.h"
+#include "moa/core/file_io.h"
+#include "moa/model/forward.h"
+#include "moa/eval/ppl.h"
+#include "moa/data/tasks.h"
 
 namespace moa::cli {
 namespace {

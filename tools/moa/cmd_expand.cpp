@@ -6,9 +6,9 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/model.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/model.h"
 
 namespace moa::cli {
 namespace {

@@ -6,11 +6,11 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/forward.h"
-#include "moa/sampler.h"
-#include "moa/spans.h"
-#include "moa/tokenizer.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/model/sampler.h"
+#include "moa/attention/spans.h"
+#include "moa/tokenizer/tokenizer.h"
 
 namespace moa::cli {
 namespace {

@@ -5,10 +5,10 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/config.h"
-#include "moa/gguf.h"
-#include "moa/model.h"
-#include "moa/safetensors.h"
+#include "moa/model/config.h"
+#include "moa/model/gguf.h"
+#include "moa/model/model.h"
+#include "moa/model/safetensors.h"
 
 namespace moa::cli {
 namespace {

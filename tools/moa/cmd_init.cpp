@@ -4,10 +4,10 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/model.h"
-#include "moa/tokenizer.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/model.h"
+#include "moa/tokenizer/tokenizer.h"
 
 namespace moa::cli {
 namespace {

@@ -1,6 +1,6 @@
 // moa inspect heads: where each attention head looks on long retrieval prompts (mean attention
 // distance, mass on the sink, near the query and far from it), per layer and query head, from the
-// dense attention of the model (include/moa/inspect.h). Prompts are generated LongEval records
+// dense attention of the model (include/moa/eval/inspect.h). Prompts are generated LongEval records
 // with held-out keys by default, or the "prompt" fields of a JSONL file; tokens = BOS + prompt.
 #include <unistd.h>
 
@@ -11,12 +11,12 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/forward.h"
-#include "moa/inspect.h"
-#include "moa/tasks.h"
-#include "moa/tokenizer.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/forward.h"
+#include "moa/eval/inspect.h"
+#include "moa/data/tasks.h"
+#include "moa/tokenizer/tokenizer.h"
 
 namespace moa::cli {
 namespace {

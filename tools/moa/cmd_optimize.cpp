@@ -13,11 +13,11 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/forward.h"
-#include "moa/optimizer.h"
-#include "moa/profile.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/forward.h"
+#include "moa/compress/optimizer.h"
+#include "moa/compress/profile.h"
 
 namespace moa::cli {
 namespace {

@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "command.h"
-#include "moa/config.h"
-#include "moa/gguf.h"
-#include "moa/model.h"
-#include "moa/error.h"
-#include "moa/plan.h"
+#include "moa/model/config.h"
+#include "moa/model/gguf.h"
+#include "moa/model/model.h"
+#include "moa/core/error.h"
+#include "moa/attention/plan.h"
 
 namespace moa::cli {
 namespace {

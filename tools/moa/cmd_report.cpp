@@ -1,15 +1,15 @@
 // moa report: one self-contained HTML page from `moa eval --json` results, an optional plan
-// (its per-head spans) and `moa bench --json` outputs. Input formats: include/moa/report.h.
+// (its per-head spans) and `moa bench --json` outputs. Input formats: include/moa/eval/report.h.
 #include <cstdio>
 #include <set>
 
 #include "command.h"
 #include "common.h"
-#include "moa/config.h"
-#include "moa/model.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/report.h"
+#include "moa/model/config.h"
+#include "moa/model/model.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/eval/report.h"
 
 namespace moa::cli {
 namespace {

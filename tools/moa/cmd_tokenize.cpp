@@ -5,8 +5,8 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/tokenizer.h"
+#include "moa/core/error.h"
+#include "moa/tokenizer/tokenizer.h"
 
 namespace moa::cli {
 namespace {

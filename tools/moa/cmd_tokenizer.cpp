@@ -7,11 +7,11 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/tasks.h"
-#include "moa/tokenizer.h"
-#include "moa/tokenizer_train.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/data/tasks.h"
+#include "moa/tokenizer/tokenizer.h"
+#include "moa/tokenizer/tokenizer_train.h"
 
 namespace moa::cli {
 namespace {

@@ -5,11 +5,11 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/forward.h"
-#include "moa/tokenizer.h"
-#include "moa/trainer.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/forward.h"
+#include "moa/tokenizer/tokenizer.h"
+#include "moa/train/trainer.h"
 
 namespace moa::cli {
 namespace {

@@ -8,11 +8,11 @@
 
 #include "command.h"
 #include "common.h"
-#include "moa/calib.h"
-#include "moa/error.h"
-#include "moa/forward.h"
-#include "moa/tokenizer.h"
-#include "moa/validate.h"
+#include "moa/data/calib.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/tokenizer/tokenizer.h"
+#include "moa/compress/validate.h"
 
 namespace moa::cli {
 namespace {

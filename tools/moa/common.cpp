@@ -8,11 +8,11 @@
 
 #include <fmt/format.h>
 
-#include "moa/error.h"
-#include "moa/file_io.h"
-#include "moa/forward.h"
-#include "moa/plan.h"
-#include "moa/spans.h"
+#include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/model/forward.h"
+#include "moa/attention/plan.h"
+#include "moa/attention/spans.h"
 
 namespace moa::cli {
 

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "moa/kv_cache.h"
-#include "moa/model.h"
-#include "moa/optimizer.h"
-#include "moa/plan.h"
+#include "moa/attention/kv_cache.h"
+#include "moa/model/model.h"
+#include "moa/compress/optimizer.h"
+#include "moa/attention/plan.h"
 
 namespace moa::cli {
 

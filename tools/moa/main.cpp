@@ -7,7 +7,7 @@
 #include <string>
 
 #include "command.h"
-#include "moa/error.h"
+#include "moa/core/error.h"
 
 namespace moa::cli {
 std::vector<Command>& registry() {
