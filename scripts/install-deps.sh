@@ -14,6 +14,7 @@ pkgs=(
   coinor-libcbc-dev           # MILP (optimizer cross-check)
   wamerican                   # word list for synthetic retrieval keys
   chromium                    # headless browser: test_report renders `moa report`'s HTML
+  python3-numpy               # tests/data/make_gguf_fixtures.py (with a llama.cpp tree's gguf-py)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -41,9 +41,13 @@ struct Throttle {
 std::string model_fingerprint(const fs::path& dir) {
   uint64_t h = kFnv1aBasis;
   std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const auto name = e.path().filename().string();
-    if (name == "config.json" || e.path().extension() == ".safetensors") files.push_back(e.path());
+  if (fs::is_regular_file(dir)) {
+    files.push_back(dir);  // a .gguf file is the whole model
+  } else {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const auto name = e.path().filename().string();
+      if (name == "config.json" || e.path().extension() == ".safetensors") files.push_back(e.path());
+    }
   }
   std::sort(files.begin(), files.end());
   std::vector<char> buf;

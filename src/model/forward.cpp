@@ -43,6 +43,11 @@ std::vector<double> rope_inv_freq(const ModelConfig& c) {
       f = g;
     }
   }
+  if (!c.rope_freq_factors.empty()) {
+    MOA_CHECK(int64_t(c.rope_freq_factors.size()) == half, "{} RoPE factors for {} frequencies",
+              c.rope_freq_factors.size(), half);
+    for (int64_t i = 0; i < half; ++i) inv[size_t(i)] /= c.rope_freq_factors[size_t(i)];
+  }
   return inv;
 }
 

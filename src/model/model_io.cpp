@@ -5,6 +5,7 @@
 
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
+#include "moa/gguf/gguf.h"
 #include "moa/model/model.h"
 
 namespace moa {
@@ -51,6 +52,7 @@ int64_t Model::param_count() const {
 }
 
 Model Model::load(const std::filesystem::path& dir) {
+  if (is_gguf_path(dir)) return load_gguf(dir);
   Model m;
   m.cfg = ModelConfig::load(dir / "config.json");
   const ModelConfig& c = m.cfg;
@@ -126,6 +128,11 @@ Model Model::random(const ModelConfig& c, uint64_t seed, float std) {
 }
 
 void Model::save(const std::filesystem::path& dir, DType dtype) const {
+  if (!cfg.rope_freq_factors.empty()) {
+    input_error("{}: this model's RoPE frequency factors (a GGUF file's rope_freqs) cannot be "
+                "written as a Hugging Face config.json; save from the original checkpoint instead",
+                dir.string());
+  }
   std::filesystem::create_directories(dir);
   const ModelConfig& c = cfg;
   const int64_t C = c.hidden, F = c.intermediate, V = c.vocab, QD = c.q_dim(), KD = c.kv_dim();

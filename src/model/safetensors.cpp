@@ -17,29 +17,16 @@ const char* dtype_name(DType t) {
     case DType::kF32: return "F32";
     case DType::kF16: return "F16";
     case DType::kBF16: return "BF16";
+    case DType::kQuant: return "QUANT";
   }
   return "?";
 }
 
-size_t dtype_size(DType t) { return t == DType::kF32 ? 4 : 2; }
-
-float bf16_to_f32(uint16_t h) {
-  uint32_t u = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
+size_t dtype_size(DType t) {
+  MOA_CHECK(t != DType::kQuant, "a block-quantised type has no per-value size");
+  return t == DType::kF32 ? 4 : 2;
 }
 
-uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffff) > 0x7f800000) return uint16_t((u >> 16) | 0x40);  // NaN stays NaN
-  u += 0x7fff + ((u >> 16) & 1);
-  return uint16_t(u >> 16);
-}
-
-float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
-uint16_t f32_to_f16(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 
 int64_t TensorView::numel() const {
   int64_t n = 1;
@@ -73,6 +60,8 @@ void TensorView::to_f32(float* out) const {
       }
       break;
     }
+    case DType::kQuant:
+      MOA_CHECK(false, "{}: safetensors never holds block-quantised data", name);
   }
 }
 

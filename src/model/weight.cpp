@@ -28,6 +28,24 @@ Weight Weight::from_view(const TensorView& t) {
   return w;
 }
 
+Weight Weight::from_quant(GgmlType t, std::shared_ptr<const uint8_t> data, int64_t rows,
+                          int64_t cols) {
+  MOA_CHECK(ggml_type_traits(uint32_t(t)).computable && data, "{}", ggml_type_name(t));
+  Weight w;
+  w.dtype = DType::kQuant;
+  w.qtype = t;
+  w.rows = rows;
+  w.cols = cols;
+  w.qdata = std::move(data);
+  MOA_CHECK(cols % ggml_type_traits(uint32_t(t)).block == 0, "{} cols of {}", cols,
+            ggml_type_name(t));
+  return w;
+}
+
+int64_t Weight::row_bytes() const {
+  return dtype == DType::kQuant ? ggml_row_bytes(qtype, cols) : cols * int64_t(dtype_size(dtype));
+}
+
 Weight Weight::from_f32(std::vector<float> data, int64_t rows, int64_t cols) {
   MOA_CHECK(int64_t(data.size()) == rows * cols);
   Weight w;
@@ -56,6 +74,13 @@ inline float load1(const uint16_t* p, DType dt) {
 
 void convert_rows(const Weight& W, int64_t r0, int64_t n, float* out) {
   const int64_t C = W.cols;
+  if (W.dtype == DType::kQuant) {
+    const int64_t rb = W.row_bytes();
+    const uint8_t* src = W.qdata.get() + r0 * rb;
+#pragma omp parallel for schedule(static) if (n * C >= (1 << 16))
+    for (int64_t r = 0; r < n; ++r) dequantize_row_ref(W.qtype, src + r * rb, C, out + r * C);
+    return;
+  }
   const uint16_t* src = W.half.data() + r0 * C;
   const int64_t total = n * C, chunks = total / 8;
 #pragma omp parallel for schedule(static) if (total >= (1 << 16))
@@ -239,7 +264,10 @@ constexpr int64_t kGemmRowBlock = 16, kPadRowsBelow = 256;
 void matmul(const float* x, const Weight& W, const float* b, int64_t T, float* y) {
   const int64_t in = W.cols, out = W.rows;
   const int64_t Tp = (T + kGemmRowBlock - 1) / kGemmRowBlock * kGemmRowBlock;
-  if (T == 1) {
+  if (W.dtype == DType::kQuant) {
+    // No quantised kernels yet: dequantised row panels through sgemm at every T.
+    gemm(x, W, T, y);
+  } else if (T == 1) {
     matvec(x, W, y);
   } else if (T <= kSmallBatch) {
     matvec_small_batch(x, W, T, y);

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "moa/core/error.h"
+#include "moa/gguf/gguf.h"
 #include "tokenizer/tokenizer_internal.h"
 
 namespace moa {
@@ -121,11 +122,21 @@ SpecialConfig read_special_config(const fs::path& dir) {
 }  // namespace tok
 
 bool Tokenizer::exists(const fs::path& dir) {
+  if (is_gguf_path(dir)) return GgufFile(dir).find("tokenizer.ggml.tokens") != nullptr;
   return fs::is_regular_file(dir / "tokenizer.json") ||
          fs::is_regular_file(dir / "tokenizer.model");
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const fs::path& dir_or_file) {
+  if (is_gguf_path(dir_or_file)) {
+    GgufFile g(dir_or_file);
+    if (!g.find("tokenizer.ggml.tokens")) {
+      input_error("{}: no tokenizer.ggml.* metadata in this GGUF file (it can only be scored with "
+                  "--ids)",
+                  dir_or_file.string());
+    }
+    return from_gguf(g);
+  }
   fs::path file;
   if (fs::is_directory(dir_or_file)) {
     if (fs::is_regular_file(dir_or_file / "tokenizer.json")) {

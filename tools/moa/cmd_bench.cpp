@@ -131,7 +131,7 @@ void run(const BenchOptions& in) {
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  app.add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
   app.add_option("--ctx", o->ctx, "context length before decoding")->check(CLI::NonNegativeNumber);
   app.add_option("--gen", o->gen, "tokens to decode")->check(CLI::PositiveNumber);
   app.add_option("--batch", o->batch, "sequences decoded together (decode_tok_s counts all)")->check(CLI::PositiveNumber);

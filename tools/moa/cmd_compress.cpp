@@ -58,7 +58,7 @@ void run(CompressCli& o) {
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<CompressCli>();
-  app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  app.add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
   app.add_option("--density", o->c.optimize.density_bound,
                  "KV density budget in (0, 1]: bounds the mean over query heads of kept / N")
       ->required();

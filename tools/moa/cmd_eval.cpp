@@ -108,7 +108,7 @@ void run(const EvalOptions& o, bool passkey) {
 }
 
 void add_common(CLI::App* s, EvalOptions& o) {
-  s->add_option("-m,--model", o.dir, "checkpoint directory")->required();
+  s->add_option("-m,--model", o.dir, "checkpoint directory or .gguf file")->required();
   s->add_option("--data", o.data, "JSONL of prompts with expected_number (reference format)");
   s->add_option("--samples", o.samples, "generated items per length")->check(CLI::Range(int64_t(1), int64_t(1000000)));
   s->add_option("--seed", o.seed, "seed of generated items");
@@ -206,7 +206,7 @@ void setup(CLI::App& app) {
   pk->callback([o] { run(*o, true); });
   auto p = std::make_shared<PplOptions>();
   auto* pp = app.add_subcommand("ppl", "perplexity of a text (windows of --length tokens) or of calibration answers");
-  pp->add_option("-m,--model", p->dir, "checkpoint directory")->required();
+  pp->add_option("-m,--model", p->dir, "checkpoint directory or .gguf file")->required();
   pp->add_option("-f,--file", p->file, "text file, cut into windows of BOS + length-1 tokens");
   pp->add_option("--data", p->data, "calibration JSONL ({prompt, answer}): NLL of the answer tokens");
   pp->add_option("--length", p->length, "window length in tokens (default: max_position_embeddings)")

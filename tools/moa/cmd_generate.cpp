@@ -100,7 +100,7 @@ void run(const GenerateOptions& o) {
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
-  app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  app.add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
   app.add_option("-p,--prompt", o->prompt, "prompt text");
   app.add_option("-f,--file", o->file, "prompt file");
   app.add_option("-n,--n-predict", o->n, "tokens to generate")->check(CLI::NonNegativeNumber);

@@ -76,7 +76,7 @@ void setup(CLI::App& app) {
   app.require_subcommand(1);
   auto o = std::make_shared<InspectOptions>();
   auto* h = app.add_subcommand("heads", "per-head attention distance and sink / local / far mass");
-  h->add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  h->add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
   h->add_option("--data", o->data,
                 "JSONL with a \"prompt\" per line (instead of generated LongEval)");
   h->add_option("--lines", o->lines, "lines of each generated LongEval record (default 100)");

@@ -10,6 +10,8 @@
 
 #include "command.h"
 #include "moa/model/config.h"
+#include "moa/gguf/gguf.h"
+#include "moa/model/model.h"
 #include "moa/core/error.h"
 #include "moa/attention/plan.h"
 
@@ -26,10 +28,13 @@ struct PlanCheckOptions {
 };
 
 void run_plan_check(const PlanCheckOptions& o) {
-  std::filesystem::path config_path = o.config.empty()
-                                          ? std::filesystem::path(o.model_dir) / "config.json"
-                                          : std::filesystem::path(o.config);
-  ModelConfig cfg = ModelConfig::load(config_path);
+  // The model's config: --config, or -m's config.json, or -m's GGUF metadata.
+  std::filesystem::path config_path = o.config;
+  if (o.config.empty()) {
+    config_path = is_gguf_path(o.model_dir) ? std::filesystem::path(o.model_dir)
+                                            : std::filesystem::path(o.model_dir) / "config.json";
+  }
+  ModelConfig cfg = o.config.empty() ? load_model_config(o.model_dir) : ModelConfig::load(config_path);
   AttentionShape shape{cfg.layers, cfg.heads, cfg.kv_heads};
   Plan plan = Plan::load(o.plan);
   if (o.sink >= 0) {
@@ -132,7 +137,8 @@ void setup_plan_check(CLI::App& app) {
   auto o = std::make_shared<PlanCheckOptions>();
   app.add_option("--plan", o->plan, "plan JSON (reference {alphas, betas} or moa-plan/1 form)")
       ->required();
-  auto* m = app.add_option("-m,--model", o->model_dir, "model directory (its config.json)");
+  auto* m = app.add_option("-m,--model", o->model_dir,
+                           "model directory (its config.json) or .gguf file");
   auto* c = app.add_option("--config", o->config, "model config.json");
   m->excludes(c);
   c->excludes(m);

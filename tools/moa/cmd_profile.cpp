@@ -173,7 +173,7 @@ void run(const ProfileCliOptions& o) {
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<ProfileCliOptions>();
-  app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  app.add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
   app.add_option("--data", o->data,
                  "calibration JSONL ({\"prompt\", \"answer\"} or LongEval records)")
       ->required();

@@ -6,6 +6,7 @@
 #include "command.h"
 #include "common.h"
 #include "moa/model/config.h"
+#include "moa/model/model.h"
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
 #include "moa/eval/report.h"
@@ -71,7 +72,7 @@ void run(const ReportOptions& o) {
   std::optional<AttentionShape> shape;
   int64_t max_position = 0;
   if (!o.dir.empty()) {
-    const ModelConfig c = ModelConfig::load(std::filesystem::path(o.dir) / "config.json");
+    const ModelConfig c = load_model_config(o.dir);
     shape = AttentionShape{c.layers, c.heads, c.kv_heads};
     max_position = c.max_position;
     in.sources.push_back("model: " + o.dir);

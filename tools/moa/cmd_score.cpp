@@ -72,7 +72,7 @@ void run(const ScoreOptions& o) {
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<ScoreOptions>();
-  app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  app.add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
   app.add_option("-f,--file", o->file, "text file (tokenized with BOS)");
   app.add_option("--ids", o->ids_file, "whitespace-separated token ids (no tokenizer involved)");
   app.add_option("--from", o->from, "score tokens from this index (default 1)");

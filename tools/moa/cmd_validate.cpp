@@ -76,7 +76,7 @@ void run(const ValidateCliOptions& o) {
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<ValidateCliOptions>();
-  app.add_option("-m,--model", o->dir, "checkpoint directory")->required();
+  app.add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
   app.add_option("--plans", o->plans,
                  "directory of plans (moa optimize --out); summary.json is skipped")
       ->required();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -32,6 +33,10 @@ struct ModelConfig {
   double rope_low_freq_factor = 1.0;   // llama3
   double rope_high_freq_factor = 4.0;  // llama3
   int64_t rope_original_max_position = 8192;  // llama3
+  // Per-frequency divisors of the inverse frequencies (D/2), applied after rope_scaling: how a GGUF
+  // file stores llama3 scaling (tensor rope_freqs.weight, as llama.cpp applies it). Empty = none.
+  // Not expressible in config.json: Model::save refuses a model that has them.
+  std::vector<double> rope_freq_factors;
   bool tie_embeddings = false;
   bool qkv_bias = false;  // Qwen2
   bool mlp_bias = false;

@@ -11,6 +11,8 @@
 
 namespace moa {
 
+class GgufFile;
+
 struct LayerWeights {
   std::vector<float> attn_norm;       // (C)
   Weight wq, wk, wv, wo;              // (H*D, C) (G*D, C) (G*D, C) (C, H*D)
@@ -32,14 +34,23 @@ struct Model {
   const Weight& head_weights() const { return lm_head.empty() ? embed : lm_head; }
   int64_t param_count() const;
 
-  // Loads config.json + safetensors from a checkpoint directory. Every missing tensor or wrong
-  // shape is an InputError naming the file and tensor.
+  // Loads config.json + safetensors from a checkpoint directory, or a .gguf file (load_gguf).
+  // Every missing tensor or wrong shape is an InputError naming the file and tensor.
   static Model load(const std::filesystem::path& dir);
+  // A llama / qwen2 GGUF file (src/model/model_gguf.cpp): block-quantised matrices stay in the
+  // file's mapping (zero-copy, except attn_q/attn_k of llama, whose rows are re-permuted into
+  // Hugging Face's RoPE order); tensors of a type moa cannot compute with are an InputError.
+  static Model load_gguf(const std::filesystem::path& file);
   // Random f32 weights ~ N(0, std) (norms = 1, biases = 0), deterministic in seed.
   static Model random(const ModelConfig& cfg, uint64_t seed, float std = 0.02f);
   // Writes config.json and model.safetensors (atomically) in the given dtype.
   void save(const std::filesystem::path& dir, DType dtype) const;
 };
+
+// ModelConfig from a GGUF file's llama.* / qwen2.* metadata (and which optional tensors exist).
+ModelConfig config_from_gguf(const GgufFile& g);
+// The config of a checkpoint directory (its config.json) or of a .gguf file (its metadata).
+ModelConfig load_model_config(const std::filesystem::path& dir_or_gguf);
 
 // How a new layer's non-zero weights start: kRandom draws them as Model::random does for the new
 // shape and seed; kCopy takes them from the layer it follows (the depth up-scaling of SOLAR), so

@@ -11,10 +11,13 @@
 #include <vector>
 
 #include "moa/core/file_io.h"
+#include "moa/core/half.h"
 
 namespace moa {
 
-enum class DType { kF32, kF16, kBF16 };
+// kQuant: a ggml block-quantised weight read from a GGUF file (Weight::qtype names the ggml type);
+// never stored in or parsed from safetensors.
+enum class DType { kF32, kF16, kBF16, kQuant };
 
 const char* dtype_name(DType t);
 size_t dtype_size(DType t);
@@ -75,10 +78,5 @@ struct TensorToWrite {
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata);
 
-// Scalar conversions (round-to-nearest-even for f32 -> bf16/f16, as PyTorch does).
-float bf16_to_f32(uint16_t h);
-uint16_t f32_to_bf16(float f);
-float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);
 
 }  // namespace moa

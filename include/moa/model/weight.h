@@ -1,11 +1,16 @@
-// A weight matrix kept in its checkpoint dtype (F32, BF16 or F16). Compute is always f32:
-// decode multiplies straight from the stored bytes (memory bound, so half-width weights halve
-// the time), prefill converts row panels to f32 and calls sgemm.
+// A weight matrix kept in its checkpoint dtype (F32, BF16 or F16, or a ggml block type from a
+// GGUF file). Compute is always f32: decode multiplies straight from the stored bytes (memory
+// bound, so half-width weights halve the time), prefill converts row panels to f32 and calls
+// sgemm. Block-quantised weights (dtype kQuant) stay in the GGUF mapping and are dequantised row
+// panel by row panel through the reference dequantisers (quant.h) before sgemm; fast quantised
+// kernels, checked against those references, are still to come.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "moa/gguf/quant.h"
 #include "moa/model/safetensors.h"
 
 namespace moa {
@@ -15,12 +20,22 @@ struct Weight {
   int64_t rows = 0, cols = 0;  // (out, in)
   std::vector<float> f32;      // when dtype == kF32
   std::vector<uint16_t> half;  // when dtype is kBF16 or kF16
+  // When dtype is kQuant: rows x ggml_row_bytes(qtype, cols) bytes, not owned by the vectors
+  // above: the pointer shares ownership of whatever holds the bytes (a GGUF file's mapping, or a
+  // row-permuted copy), so copies of the Weight stay valid.
+  GgmlType qtype = GgmlType::kF32;
+  std::shared_ptr<const uint8_t> qdata;
 
   static Weight from_view(const TensorView& t);
   static Weight from_f32(std::vector<float> data, int64_t rows, int64_t cols);
+  // A block-quantised weight over bytes owned elsewhere (t must be computable, cols a multiple of
+  // its block; MOA_CHECKed).
+  static Weight from_quant(GgmlType t, std::shared_ptr<const uint8_t> data, int64_t rows,
+                           int64_t cols);
   bool empty() const { return rows == 0; }
   int64_t numel() const { return rows * cols; }
-  int64_t bytes() const { return numel() * int64_t(dtype_size(dtype)); }
+  int64_t row_bytes() const;  // bytes of one stored row
+  int64_t bytes() const { return rows * row_bytes(); }
   // Row r as f32 into out[0..cols).
   void row_f32(int64_t r, float* out) const;
   // All values as f32 (for saving and tests).

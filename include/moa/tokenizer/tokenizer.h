@@ -11,15 +11,22 @@
 
 namespace moa {
 
+class GgufFile;
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
   // Loads from a model directory (tokenizer.json preferred, else tokenizer.model; BOS/EOS from
-  // tokenizer_config.json / generation_config.json / config.json when present) or from a
-  // tokenizer.json / tokenizer.model file. Throws InputError naming the file and field.
+  // tokenizer_config.json / generation_config.json / config.json when present), from a
+  // tokenizer.json / tokenizer.model file, or from a .gguf file's metadata. Throws InputError
+  // naming the file and field.
   static std::unique_ptr<Tokenizer> load(const std::filesystem::path& dir_or_file);
-  // True when the directory has tokenizer files (a checkpoint may ship without them).
+  // A GGUF file's tokenizer.ggml.* metadata (src/tokenizer/tokenizer_gguf.cpp); load() calls it for
+  // a .gguf path.
+  static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& g);
+  // True when the directory has tokenizer files (a checkpoint may ship without them), or the
+  // GGUF file has tokenizer metadata.
   static bool exists(const std::filesystem::path& dir);
 
   // Encodes text. add_special: prepend BOS when the tokenizer's config says so (HF semantics of
