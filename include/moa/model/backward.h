@@ -12,7 +12,7 @@
 // backward recomputes the probabilities tile by tile (kAttnTile x kAttnTile per thread) from Q, K,
 // V. Nothing N x N is ever stored, for any head.
 //
-// Peak memory of forward_backward (see forward_backward_bytes(), checked in test_backward):
+// Peak memory of forward_backward (see forward_backward_bytes(), checked in test_backward_memory):
 //   bytes per token = 4 (L * S + R) + 8, plus a constant (per-thread attention tiles, an LM-head
 //   chunk of at most 256 rows x V logits and their gradient), where
 //     S = 2C + 2HD + 2GD + H + 2F + 2   (saved per layer: layer input, post-RoPE q/k/v, attention
