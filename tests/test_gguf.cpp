@@ -225,11 +225,6 @@ TEST(GgufMetadata, TensorsRespectTheAlignment) {
 // ---- corrupt files ---------------------------------------------------------------------------
 
 std::string slurp(const fs::path& p) { return read_text(p); }
-void put(const fs::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary);
-  f << s;
-}
-
 // Expects GgufFile(path) to throw one InputError naming the file and every needle.
 void expect_error(const fs::path& path, const std::vector<std::string>& needles) {
   try {
@@ -256,7 +251,7 @@ class GgufCorrupt : public ::testing::Test {
   // Writes bytes to a fresh file and expects the error.
   void expect(const std::string& bytes, const std::vector<std::string>& needles) {
     const fs::path p = dir_ / ("bad" + std::to_string(n_++) + ".gguf");
-    put(p, bytes);
+    write_text_atomic(p, bytes);
     expect_error(p, needles);
   }
   fs::path dir_;
@@ -273,7 +268,7 @@ TEST_F(GgufCorrupt, MagicAndVersion) {
   expect("", {"truncated", "magic"});
   // Version 2 has the same little-endian layout as 3 and loads.
   const fs::path v2 = dir_ / "v2.gguf";
-  put(v2, test::with(meta_, 4, uint32_t(2)));
+  write_text_atomic(v2, test::with(meta_, 4, uint32_t(2)));
   EXPECT_EQ(GgufFile(v2).version(), 2u);
 }
 
@@ -281,7 +276,7 @@ TEST_F(GgufCorrupt, MagicAndVersion) {
 TEST_F(GgufCorrupt, EveryTruncationIsAnInputError) {
   for (const std::string* file : {&meta_, &types_}) {
     const fs::path whole = dir_ / "whole.gguf";
-    put(whole, *file);
+    write_text_atomic(whole, *file);
     GgufFile g(whole);
     uint64_t end = g.data_offset();
     for (auto& t : g.tensors()) end = std::max(end, g.data_offset() + t.offset + t.nbytes);
@@ -289,7 +284,7 @@ TEST_F(GgufCorrupt, EveryTruncationIsAnInputError) {
     const size_t step = file == &meta_ ? 1 : 5;
     for (size_t n = 0; n < end; n += n < g.data_offset() ? step : 97) {
       const fs::path p = dir_ / "cut.gguf";
-      put(p, file->substr(0, n));
+      write_text_atomic(p, file->substr(0, n));
       try {
         GgufFile cut(p);
         ADD_FAILURE() << "no error for a prefix of " << n << " of " << end << " bytes";
@@ -390,7 +385,7 @@ TEST_F(GgufCorrupt, RandomCorruptionNeverCrashes) {
       std::memcpy(b.data() + at, &v, 8);
     }
     const fs::path p = dir_ / "rand.gguf";
-    put(p, b);
+    write_text_atomic(p, b);
     try {
       GgufFile r(p);
     } catch (const InputError&) {

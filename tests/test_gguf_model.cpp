@@ -201,24 +201,11 @@ TEST(GgufModel, QuantWeightMatmulMatchesReference) {
   }
 }
 
-void put(const fs::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary);
-  f << s;
-}
-
 void expect_load_error(const std::string& bytes, const std::vector<std::string>& needles) {
   static int n = 0;
   const fs::path p = test::temp_dir("gguf_model") / ("bad" + std::to_string(n++) + ".gguf");
-  put(p, bytes);
-  try {
-    Model::load(p);
-    ADD_FAILURE() << "no error";
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find(p.string()), std::string::npos) << msg;
-    for (auto& s : needles)
-      EXPECT_NE(msg.find(s), std::string::npos) << "'" << s << "' not in: " << msg;
-  }
+  write_text_atomic(p, bytes);
+  test::expect_input_error(p, [&] { Model::load(p); }, needles);
 }
 
 TEST(GgufModel, BadModelFiles) {
@@ -299,7 +286,7 @@ TEST(GgufCli, InfoScoreAndErrors) {
   EXPECT_EQ(j["tensor_bytes"]["Q5_0"], 2 * 32 * (64 / 32) * 22);              // ffn_down
   // Scoring ids through the GGUF file gives the checkpoint's NLL.
   const fs::path ids = test::temp_dir("gguf_cli") / "ids.txt";
-  put(ids, "1 5 9 13 2 7 30 41 63 0 12");
+  write_text_atomic(ids, "1 5 9 13 2 7 30 41 63 0 12");
   auto a = test::run_moa("score -m " + kLlama.string() + " --ids " + ids.string() + " --json");
   auto g = test::run_moa("score -m " + (kLlama / "model-f32.gguf").string() + " --ids " +
                          ids.string() + " --json");
@@ -310,7 +297,7 @@ TEST(GgufCli, InfoScoreAndErrors) {
   // A truncated GGUF: exit 2, one line on stderr naming the file.
   const std::string bytes = read_text(kLlama / "model-f32.gguf");
   const fs::path cut = ids.parent_path() / "cut.gguf";
-  put(cut, bytes.substr(0, bytes.size() / 2));
+  write_text_atomic(cut, bytes.substr(0, bytes.size() / 2));
   r = test::run_moa("info -m " + cut.string() + " --json");
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

@@ -111,11 +111,6 @@ Converted convert(const std::string& family, const std::string& model, const std
   return c;
 }
 
-void put(const fs::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary);
-  f << s;
-}
-
 struct Family {
   const char* name;
   const char* model;
@@ -131,7 +126,7 @@ TEST_P(GgufTokenizer, IdsEqualTheTokenizerJson) {
   const json& corpus = expected["corpus"];
   Converted c = convert(fam.name, fam.model, fam.pre);
   const fs::path file = test::temp_dir("gguf_tok") / (std::string(fam.name) + ".gguf");
-  put(file, c.gguf.bytes());
+  write_text_atomic(file, c.gguf.bytes());
   auto tok = Tokenizer::load(file);
   auto ref = Tokenizer::load(kTok / fam.name);
   EXPECT_EQ(tok->bos_id(), c.bos);
@@ -171,7 +166,7 @@ INSTANTIATE_TEST_SUITE_P(Families, GgufTokenizer,
 TEST(GgufTokenizerCli, TokenizeReadsGguf) {
   Converted c = convert("qwen3", "gpt2", "qwen2");
   const fs::path file = test::temp_dir("gguf_tok_cli") / "qwen3.gguf";
-  put(file, c.gguf.bytes());
+  write_text_atomic(file, c.gguf.bytes());
   auto r = test::run_moa("tokenize --tokenizer " + file.string() + " -p 'Hello world' --json");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["ids"], json({9707, 1879}));
@@ -180,16 +175,8 @@ TEST(GgufTokenizerCli, TokenizeReadsGguf) {
 void expect_error(const test::GgufBuilder& g, const std::vector<std::string>& needles) {
   static int n = 0;
   const fs::path p = test::temp_dir("gguf_tok_bad") / ("bad" + std::to_string(n++) + ".gguf");
-  put(p, g.bytes());
-  try {
-    Tokenizer::load(p);
-    ADD_FAILURE() << "no error";
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find(p.string()), std::string::npos) << msg;
-    for (auto& s : needles)
-      EXPECT_NE(msg.find(s), std::string::npos) << "'" << s << "' not in: " << msg;
-  }
+  write_text_atomic(p, g.bytes());
+  test::expect_input_error(p, [&] { Tokenizer::load(p); }, needles);
 }
 
 TEST(GgufTokenizerErrors, BadMetadata) {
@@ -273,7 +260,7 @@ TEST(GgufTokenizerErrors, SentencePieceByScores) {
   g.add_u32("tokenizer.ggml.bos_token_id", 1);
   g.add_u32("tokenizer.ggml.eos_token_id", 2);
   const fs::path p = test::temp_dir("gguf_spm") / "spm.gguf";
-  put(p, g.bytes());
+  write_text_atomic(p, g.bytes());
   auto tok = Tokenizer::load(p);
   EXPECT_EQ(tok->encode("ab", true), (std::vector<int32_t>{1, base + 5}));
   // "c" is not in the vocabulary: its byte 0x63 falls back to <0x63> (id 3 + 0x63).

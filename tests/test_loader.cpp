@@ -36,11 +36,6 @@ fs::path make_model(const std::string& name) {
 }
 
 std::string bytes_of(const fs::path& p) { return read_text(p); }
-void put(const fs::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary);
-  f << s;
-}
-
 // Expects Model::load(dir) to throw an InputError whose message contains every needle.
 void expect_load_error(const fs::path& dir, std::vector<std::string> needles) {
   try {
@@ -70,9 +65,9 @@ TEST(Loader, RoundTripAllDtypes) {
 TEST(Loader, TruncatedFile) {
   fs::path dir = make_model("trunc");
   std::string b = bytes_of(dir / "model.safetensors");
-  put(dir / "model.safetensors", b.substr(0, b.size() - 100));
+  write_text_atomic(dir / "model.safetensors", b.substr(0, b.size() - 100));
   expect_load_error(dir, {"model.safetensors", "data_offsets", "truncated"});
-  put(dir / "model.safetensors", b.substr(0, 5));
+  write_text_atomic(dir / "model.safetensors", b.substr(0, 5));
   expect_load_error(dir, {"model.safetensors", "truncated"});
 }
 
@@ -81,11 +76,11 @@ TEST(Loader, LyingHeaderLength) {
   std::string b = bytes_of(dir / "model.safetensors");
   uint64_t len = uint64_t(b.size()) * 2;
   std::memcpy(b.data(), &len, 8);
-  put(dir / "model.safetensors", b);
+  write_text_atomic(dir / "model.safetensors", b);
   expect_load_error(dir, {"model.safetensors", "header length"});
   len = 20;  // cuts the JSON
   std::memcpy(b.data(), &len, 8);
-  put(dir / "model.safetensors", b);
+  write_text_atomic(dir / "model.safetensors", b);
   expect_load_error(dir, {"model.safetensors", "JSON"});
 }
 
@@ -100,7 +95,7 @@ void edit_header(const fs::path& file, const std::function<void(nlohmann::json&)
   while (h.size() % 8) h.push_back(' ');
   uint64_t nl = h.size();
   std::string out(reinterpret_cast<char*>(&nl), 8);
-  put(file, out + h + b.substr(8 + len));
+  write_text_atomic(file, out + h + b.substr(8 + len));
 }
 
 TEST(Loader, BadOffsetsAndDtype) {
@@ -121,36 +116,36 @@ TEST(Loader, MissingTensorAndWrongShape) {
   dir = make_model("shape");
   auto cfg = nlohmann::json::parse(read_text(dir / "config.json"));
   cfg["intermediate_size"] = 32;
-  put(dir / "config.json", cfg.dump());
+  write_text_atomic(dir / "config.json", cfg.dump());
   expect_load_error(dir, {"gate_proj", "shape [24, 16]", "expected [32, 16]"});
 }
 
 TEST(Loader, BadConfig) {
   fs::path dir = make_model("cfg");
   auto cfg = nlohmann::json::parse(read_text(dir / "config.json"));
-  put(dir / "config.json", "{\"hidden_size\": 16,");
+  write_text_atomic(dir / "config.json", "{\"hidden_size\": 16,");
   expect_load_error(dir, {"config.json", "invalid JSON"});
   auto bad = cfg;
   bad["architectures"] = {"GPT2LMHeadModel"};
-  put(dir / "config.json", bad.dump());
+  write_text_atomic(dir / "config.json", bad.dump());
   expect_load_error(dir, {"config.json", "architectures", "GPT2LMHeadModel"});
   bad = cfg;
   bad["num_key_value_heads"] = 3;
-  put(dir / "config.json", bad.dump());
+  write_text_atomic(dir / "config.json", bad.dump());
   expect_load_error(dir, {"config.json", "num_key_value_heads"});
   bad = cfg;
   bad.erase("vocab_size");
-  put(dir / "config.json", bad.dump());
+  write_text_atomic(dir / "config.json", bad.dump());
   expect_load_error(dir, {"config.json", "vocab_size"});
   bad = cfg;
   bad["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}};
-  put(dir / "config.json", bad.dump());
+  write_text_atomic(dir / "config.json", bad.dump());
   expect_load_error(dir, {"config.json", "rope_scaling", "yarn"});
 }
 
 TEST(Loader, ShardIndexNamesMissingShard) {
   fs::path dir = make_model("shard");
-  put(dir / "model.safetensors.index.json",
+  write_text_atomic(dir / "model.safetensors.index.json",
       R"({"weight_map": {"model.norm.weight": "model-00002-of-00002.safetensors"}})");
   expect_load_error(dir, {"model.safetensors.index.json", "model-00002-of-00002.safetensors", "missing"});
 }
@@ -159,7 +154,7 @@ TEST(Loader, ShardIndexNamesMissingShard) {
 TEST(LoaderCli, ExitTwoWithOneLine) {
   fs::path dir = make_model("cli");
   std::string b = bytes_of(dir / "model.safetensors");
-  put(dir / "model.safetensors", b.substr(0, b.size() / 2));
+  write_text_atomic(dir / "model.safetensors", b.substr(0, b.size() / 2));
   auto r = test::run_moa("info -m " + dir.string() + " --json");
   // info reads headers only; a truncated data area is caught when the header's offsets are checked.
   EXPECT_EQ(r.status, 2) << r.err;
@@ -167,17 +162,17 @@ TEST(LoaderCli, ExitTwoWithOneLine) {
   EXPECT_TRUE(r.out.empty());
   // A text longer than the model's context.
   dir = make_model("ctx");
-  put(dir / "ids.txt", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20");
+  write_text_atomic(dir / "ids.txt", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20");
   r = test::run_moa("score -m " + dir.string() + " --ids " + (dir / "ids.txt").string() + " --json");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("exceeds the model's context of 16"), std::string::npos) << r.err;
   // A token id outside the vocabulary.
-  put(dir / "ids.txt", "1 2 99");
+  write_text_atomic(dir / "ids.txt", "1 2 99");
   r = test::run_moa("score -m " + dir.string() + " --ids " + (dir / "ids.txt").string());
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("ids.txt: token 2 is '99'"), std::string::npos) << r.err;
   // A checkpoint without tokenizer files still scores ids.
-  put(dir / "ids.txt", "1 2 3 4 5");
+  write_text_atomic(dir / "ids.txt", "1 2 3 4 5");
   r = test::run_moa("score -m " + dir.string() + " --ids " + (dir / "ids.txt").string() + " --json");
   EXPECT_EQ(r.status, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);

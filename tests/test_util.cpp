@@ -1,5 +1,8 @@
 #include "test_util.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -10,8 +13,8 @@
 #include <sstream>
 #include <system_error>
 #include <vector>
-#include <sys/wait.h>
-#include <unistd.h>
+
+#include "moa/core/error.h"
 
 namespace moa::test {
 
@@ -57,8 +60,9 @@ std::filesystem::path temp_dir(const std::string& name) {
     made_dirs();  // constructed before the handler is registered, so destroyed after it runs
     std::atexit(remove_made_dirs);
   }
-  auto base = std::filesystem::temp_directory_path() /
-              ("moa-test-" + std::to_string(getpid()) + "-" + name + "-" + std::to_string(counter++));
+  auto base =
+      std::filesystem::temp_directory_path() /
+      ("moa-test-" + std::to_string(getpid()) + "-" + name + "-" + std::to_string(counter++));
   std::filesystem::remove_all(base);
   std::filesystem::create_directories(base);
   made_dirs().push_back(base);
@@ -87,8 +91,8 @@ std::filesystem::path temp_dir(const std::string& name) {
 
 std::vector<double> attention_reference(const std::vector<HeadSpan>& spans, int64_t H, int64_t G,
                                         int64_t D, int64_t T, const std::vector<double>& q,
-                                        const std::vector<double>& k,
-                                        const std::vector<double>& v, std::vector<double>* lse) {
+                                        const std::vector<double>& k, const std::vector<double>& v,
+                                        std::vector<double>* lse) {
   std::vector<double> out(static_cast<size_t>(T * H * D), 0.0);
   if (lse) lse->assign(size_t(H * T), 0.0);
   const double scale = 1.0 / std::sqrt(double(D));
@@ -129,6 +133,19 @@ uint64_t draw_seed() {
               info ? info->name() : "?", (unsigned long long)seed);
   ::testing::Test::RecordProperty("seed", std::to_string(seed));
   return seed;
+}
+
+void expect_input_error(const std::filesystem::path& file, const std::function<void()>& load,
+                        const std::vector<std::string>& needles) {
+  try {
+    load();
+    ADD_FAILURE() << file << ": no error";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(file.string()), std::string::npos) << msg;
+    for (auto& s : needles)
+      EXPECT_NE(msg.find(s), std::string::npos) << "'" << s << "' not in: " << msg;
+  }
 }
 
 }  // namespace moa::test

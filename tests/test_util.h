@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -36,13 +37,16 @@ std::filesystem::path temp_dir(const std::string& name);
 // spans: (H) one layer  q: (T, H, D)  k, v: (T, G, D)  -> out (T, H, D); lse (H, T) if given.
 std::vector<double> attention_reference(const std::vector<HeadSpan>& spans, int64_t H, int64_t G,
                                         int64_t D, int64_t T, const std::vector<double>& q,
-                                        const std::vector<double>& k,
-                                        const std::vector<double>& v,
+                                        const std::vector<double>& k, const std::vector<double>& v,
                                         std::vector<double>* lse = nullptr);
 // A fresh seed from std::random_device, printed on stdout and recorded as the test's "seed"
 // property (in --gtest_output XML), so that a failing draw can be replayed by putting the number
 // in place of the call.
 uint64_t draw_seed();
+
+// Runs `load`, which must throw InputError whose message names `file` and holds every needle.
+void expect_input_error(const std::filesystem::path& file, const std::function<void()>& load,
+                        const std::vector<std::string>& needles);
 
 }  // namespace moa::test
 
