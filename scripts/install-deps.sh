@@ -15,6 +15,8 @@ pkgs=(
   wamerican                   # word list for synthetic retrieval keys
   chromium                    # headless browser: test_report renders `moa report`'s HTML
   python3-numpy               # tests/data/make_gguf_fixtures.py (with a llama.cpp tree's gguf-py)
+  python3-sentencepiece       # gguf-py (a llama.cpp tree's) imports it at start-up
+  clang-14 libclang-rt-14-dev libomp-14-dev  # libFuzzer harnesses (fuzz/, make fuzz)
 )
 missing=()
 for p in "${pkgs[@]}"; do
