@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build test asan demo bench format clean
+.PHONY: all deps build test asan fuzz demo bench format clean
 
 all: build
 
@@ -19,6 +19,7 @@ build: deps
 test: build
 	cd $(BUILD) && ctest -L unit --output-on-failure -j1
 	$(MAKE) asan
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (OpenMP's runtime is left to
 # its own devices: LSan would report its thread pool as leaks). -O1 -g1 (line tables only): at
@@ -30,6 +31,13 @@ asan: deps
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest -L unit --output-on-failure -j1
+
+# libFuzzer harnesses (fuzz/) built with clang, ASan and UBSan, each run for FUZZ_SECONDS from its
+# seed corpus; `make test` runs them for FUZZ_SMOKE_SECONDS each.
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 15
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) scripts/fuzz.sh
 
 demo: build
 	@scripts/demo.sh
@@ -46,4 +54,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
