@@ -29,7 +29,7 @@ TEST_P(ScoreFixture, ScoreIdsMatchesFloat64Reference) {
   std::string ids;
   for (auto& id : e["ids"]) ids += std::to_string(id.get<int>()) + " ";
   write_text_atomic(tmp / "ids.txt", ids);
-  json j = parse_out(test::run_moa("score -m " + dir.string() + " --ids " + (tmp / "ids.txt").string() + " --json"));
+  json j = parse_out(test::run_moa("score -m " + dir.string() + " --ids " + (tmp / "ids.txt").string() + " --kv-type f32 --json"));
   auto got = j["nll_per_token"].get<std::vector<double>>();
   auto want = e["nll_per_token"].get<std::vector<double>>();
   ASSERT_EQ(got.size(), want.size());
@@ -38,7 +38,7 @@ TEST_P(ScoreFixture, ScoreIdsMatchesFloat64Reference) {
   EXPECT_NEAR(j["ppl"].get<double>(), std::exp(e["nll"].get<double>()), 1e-2);
   EXPECT_EQ(j["tokens"].get<size_t>(), want.size());
   // --from K scores tokens K.. only.
-  j = parse_out(test::run_moa("score -m " + dir.string() + " --ids " + (tmp / "ids.txt").string() + " --from 5 --json"));
+  j = parse_out(test::run_moa("score -m " + dir.string() + " --ids " + (tmp / "ids.txt").string() + " --from 5 --kv-type f32 --json"));
   ASSERT_EQ(j["nll_per_token"].size(), want.size() - 4);
   EXPECT_NEAR(j["nll_per_token"][0].get<double>(), want[4], 1e-3);
   fs::remove_all(tmp);
@@ -87,6 +87,21 @@ TEST(Cli, InitInfoGenerateBench) {
   const double stored = pc["stored_density"][std::to_string(n_ctx)].get<double>();
   const double kv_frac = gp["kv_bytes"].get<double>() / gp["dense_kv_bytes"].get<double>();
   EXPECT_NEAR(kv_frac, stored, 1e-9);
+  EXPECT_EQ(gp["kv_type"], "f16");  // the default
+  // Every KV type halves or quarters the same cache: the ratio to its own dense bytes stays the
+  // stored density. q8_0 needs head_dim % 32 == 0, which this model (head_dim 16) lacks.
+  for (const char* t : {"f32", "bf16"}) {
+    json gt = parse_out(test::run_moa("generate -m " + m + " -f " + (tmp / "prompt.txt").string() +
+                                      " -n 5 --temp 0 --ignore-eos --json --kv-type " + t +
+                                      " --plan " + (tmp / "gqa_plan.json").string()));
+    EXPECT_EQ(gt["kv_type"], t);
+    EXPECT_NEAR(gt["kv_bytes"].get<double>() / gt["dense_kv_bytes"].get<double>(), stored, 1e-9) << t;
+    EXPECT_EQ(gt["kv_bytes"].get<double>(),
+              gp["kv_bytes"].get<double>() * (std::string(t) == "f32" ? 2 : 1)) << t;
+  }
+  const auto bad = test::run_moa("generate -m " + m + " -p hi -n 2 --kv-type q8_0");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("head_dim"), std::string::npos) << bad.err;
   EXPECT_GT(stored, pc["density"][std::to_string(n_ctx)].get<double>() + 0.05);
   // Decode from a synthetic fill; --fit-gib picks a batch that fits (and reports it).
   json fb = parse_out(test::run_moa("bench -m " + m + " --ctx 256 --gen 2 --repeat 1 --fill synthetic --fit-gib 1 --json"));

@@ -67,8 +67,8 @@ TEST_P(LlamaQuantized, ScoresItsFloat64Reference) {
   // Prefill (the whole text in one pass) through the reference dequantise-then-sgemm path: 1e-3
   // nats per token (f32 compute against float64).
   std::vector<double> got;
-  sequence_nll(m, AttentionSpec::dense(m.cfg.attention_shape(), int64_t(ids.size())),
-               {ids, 1}, got);
+  sequence_nll(m, AttentionSpec::dense(m.cfg.attention_shape(), int64_t(ids.size())), {ids, 1},
+               got);
   ASSERT_EQ(got.size(), want.size());
   double worst = 0;
   size_t at = 0;
@@ -89,7 +89,8 @@ TEST_P(LlamaQuantized, ScoresItsFloat64Reference) {
                          << ", float64 reference " << want[at];
 }
 
-INSTANTIATE_TEST_SUITE_P(LlamaQuantize, LlamaQuantized, ::testing::Values("Q8_0", "Q6_K", "Q4_K_M"));
+INSTANTIATE_TEST_SUITE_P(LlamaQuantize, LlamaQuantized,
+                         ::testing::Values("Q8_0", "Q6_K", "Q4_K_M"));
 
 }  // namespace
 }  // namespace moa

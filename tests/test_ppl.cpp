@@ -158,7 +158,7 @@ TEST(Ppl, Cli) {
   write_text_atomic(dir / "t.txt", text);
   const std::string model = (dir / "model").string();
   const auto r = test::run_moa(
-      fmt::format("eval ppl -m {} -f {} --length 512 --json", model, (dir / "t.txt").string()));
+      fmt::format("eval ppl -m {} -f {} --length 512 --kv-type f32 --json", model, (dir / "t.txt").string()));
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   std::vector<int32_t> ids;
@@ -174,7 +174,7 @@ TEST(Ppl, Cli) {
   EXPECT_NEAR(j["ppl"].get<double>(), want.ppl(), 1e-5 * want.ppl());
 
   const auto s = test::run_moa(
-      fmt::format("eval ppl -m {} -f {} --length 512 --streaming 0.25 --vs-dense --json", model,
+      fmt::format("eval ppl -m {} -f {} --length 512 --streaming 0.25 --vs-dense --kv-type f32 --json", model,
                   (dir / "t.txt").string()));
   ASSERT_EQ(s.status, 0) << s.err;
   const auto sj = nlohmann::json::parse(s.out);

@@ -103,7 +103,7 @@ TEST(Spans, PlanOwnSinkIsHonoured) {
   for (auto& id : e["ids"]) ids << id.get<int64_t>() << " ";
   ids.close();
   test::RunResult r = test::run_moa("score -m " + dir.string() + " --ids " + (tmp / "ids.txt").string() +
-                                    " --plan " + (tmp / "plan.json").string() + " --json -t 1");
+                                    " --plan " + (tmp / "plan.json").string() + " --kv-type f32 --json -t 1");
   ASSERT_EQ(r.status, 0) << r.err;
   auto got = nlohmann::json::parse(r.out)["nll_per_token"].get<std::vector<double>>();
   auto want = e["nll_per_token"].get<std::vector<double>>();
@@ -111,7 +111,7 @@ TEST(Spans, PlanOwnSinkIsHonoured) {
   for (size_t t = 0; t < got.size(); ++t) EXPECT_NEAR(got[t], want[t], 1e-4) << "token " << t + 1;
   // --sink still overrides when given: 0 sink tokens is a different mask, so different NLLs.
   r = test::run_moa("score -m " + dir.string() + " --ids " + (tmp / "ids.txt").string() + " --plan " +
-                    (tmp / "plan.json").string() + " --sink 0 --json -t 1");
+                    (tmp / "plan.json").string() + " --sink 0 --kv-type f32 --json -t 1");
   ASSERT_EQ(r.status, 0) << r.err;
   auto no_sink = nlohmann::json::parse(r.out)["nll_per_token"].get<std::vector<double>>();
   double diff = 0;

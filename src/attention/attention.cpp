@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "attention/decode_group.h"
+#include "attention/kv_simd.h"
 #include "attention/simd.h"
 #include "moa/core/error.h"
 #include "moa/attention/kv_cache.h"
@@ -104,9 +105,13 @@ void attention_prefill(const AttentionSpec& spec, int64_t layer, const float* q,
 
 namespace detail {
 
-void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const PosSegment* segs,
-                  int nseg, int64_t D, float scale, std::vector<float>& scores, float* mx, float* sum,
-                  float* out) {
+namespace {
+
+template <KvType T>
+void attend_group_t(const float* q, int64_t grp, const VisibleRanges* vis, const PosSegment* segs,
+                    int nseg, int64_t D, float scale, std::vector<float>& scores, float* mx,
+                    float* sum, float* out) {
+  const int64_t rb = kv_row_bytes(T, D);
   int64_t n = 0;
   for (int s = 0; s < nseg; ++s) n += segs[s].count;
   // Grow only: resizing down and up again re-zeroes the regrown part on every call, which a thread
@@ -117,11 +122,11 @@ void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const P
   for (int s = 0; s < nseg; ++s) {
     for (int64_t j = 0; j < segs[s].count; ++j, ++idx) {
       const int64_t p = segs[s].pos0 + j;
-      const float* kr = segs[s].k + j * D;
+      const uint8_t* kr = segs[s].k + j * rb;
       for (int64_t r = 0; r < grp; ++r) {
         float x = -INFINITY;
         if (p < vis[r].sink_end || p >= vis[r].band_begin) {
-          x = simd::dot(q + r * D, kr, D) * scale;
+          x = kv::dot<T>(q + r * D, kr, D) * scale;
           mx[r] = std::max(mx[r], x);
         }
         scores[size_t(r * n + idx)] = x;
@@ -136,14 +141,31 @@ void attend_group(const float* q, int64_t grp, const VisibleRanges* vis, const P
   idx = 0;
   for (int s = 0; s < nseg; ++s) {
     for (int64_t j = 0; j < segs[s].count; ++j, ++idx) {
-      const float* vr = segs[s].v + j * D;
+      const uint8_t* vr = segs[s].v + j * rb;
       for (int64_t r = 0; r < grp; ++r) {
         const float w = scores[size_t(r * n + idx)];
-        if (w != 0.0f) simd::axpy(w, vr, out + r * D, D);
+        if (w != 0.0f) kv::axpy<T>(w, vr, out + r * D, D);
       }
     }
   }
   for (int64_t r = 0; r < grp; ++r) simd::scale(1.0f / sum[r], out + r * D, D);
+}
+
+}  // namespace
+
+void attend_group(KvType t, const float* q, int64_t grp, const VisibleRanges* vis,
+                  const PosSegment* segs, int nseg, int64_t D, float scale,
+                  std::vector<float>& scores, float* mx, float* sum, float* out) {
+  switch (t) {
+    case KvType::kF32:
+      return attend_group_t<KvType::kF32>(q, grp, vis, segs, nseg, D, scale, scores, mx, sum, out);
+    case KvType::kF16:
+      return attend_group_t<KvType::kF16>(q, grp, vis, segs, nseg, D, scale, scores, mx, sum, out);
+    case KvType::kBF16:
+      return attend_group_t<KvType::kBF16>(q, grp, vis, segs, nseg, D, scale, scores, mx, sum, out);
+    case KvType::kQ8_0:
+      return attend_group_t<KvType::kQ8_0>(q, grp, vis, segs, nseg, D, scale, scores, mx, sum, out);
+  }
 }
 
 std::vector<float>& decode_scores() {
@@ -168,8 +190,10 @@ void attention_decode(const WindowCache& cache, int64_t layer, const float* q, i
     std::vector<VisibleRanges> vis(static_cast<size_t>(grp));
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) {
-      const float* K = cache.k(layer, g);
-      const float* V = cache.v(layer, g);
+      const KvRows& rows = cache.rows();
+      const uint8_t* K = rows.row(cache.k_base(layer, g));
+      const uint8_t* V = rows.row(cache.v_base(layer, g));
+      const int64_t rb = rows.row_bytes();
       // The union of the group's visible positions: [0, sink_end) and [band_begin, pos].
       int64_t sink_end = 0, band_begin = pos + 1;
       for (int64_t r = 0; r < grp; ++r) {
@@ -188,15 +212,15 @@ void attention_decode(const WindowCache& cache, int64_t layer, const float* q, i
           int64_t run = p1 - p0;
           if (p0 >= ks) run = std::min(run, cache.capacity(layer, g) - s);
           else run = std::min(run, ks - p0);
-          segs[nseg++] = {K + s * D, V + s * D, run, p0};
+          segs[nseg++] = {K + s * rb, V + s * rb, run, p0};
           p0 += run;
         }
       };
       add_range(0, sink_end);
       add_range(band_begin, pos + 1);
       MOA_CHECK(nseg <= 4, "nseg {}", nseg);
-      detail::attend_group(q + g * grp * D, grp, vis.data(), segs, nseg, D, scale, scores, mx.data(),
-                   sum.data(), out + g * grp * D);
+      detail::attend_group(rows.type(), q + g * grp * D, grp, vis.data(), segs, nseg, D, scale,
+                           scores, mx.data(), sum.data(), out + g * grp * D);
     }
   }
 }

@@ -16,7 +16,7 @@ H2oCache::H2oCache(const CacheSpec& spec) : KvCache(spec) {
   MOA_CHECK(spec.h2o->slots() < a.n_ctx, "H2O budget {} covers the context {}", spec.h2o->slots(),
             a.n_ctx);
   const size_t groups = size_t(a.layers * a.kv_heads), cap = size_t(capacity());
-  data_.assign(groups * cap * 2 * size_t(a.head_dim), 0.0f);
+  rows_ = KvRows(spec.kv_type, a.head_dim, int64_t(groups * cap * 2));
   slot_pos_.assign(groups * cap, -1);
   slot_score_.assign(size_t(a.layers * a.heads) * cap, 0.0f);
   filled_.assign(groups, 0);
@@ -24,7 +24,7 @@ H2oCache::H2oCache(const CacheSpec& spec) : KvCache(spec) {
 
 int64_t H2oCache::bytes_for(const CacheSpec& spec) {
   const AttentionSpec& a = spec.attn;
-  return a.layers * a.kv_heads * spec.h2o->slots() * 2 * a.head_dim * int64_t(sizeof(float));
+  return a.layers * a.kv_heads * spec.h2o->slots() * 2 * kv_row_bytes(spec.kv_type, a.head_dim);
 }
 
 float H2oCache::group_score(int64_t layer, int64_t g, int64_t slot) {
@@ -58,8 +58,8 @@ void H2oCache::store(int64_t layer, int64_t pos, const float* k_row, const float
     }
     P[s] = pos;
     for (int64_t r = 0; r < grp; ++r) scores(layer, g * grp + r)[s] = 0.0f;
-    std::memcpy(k(layer, g) + s * D, k_row + g * D, size_t(D) * sizeof(float));
-    std::memcpy(v(layer, g) + s * D, v_row + g * D, size_t(D) * sizeof(float));
+    rows_.put(k_base(layer, g) + s, k_row + g * D);
+    rows_.put(v_base(layer, g) + s, v_row + g * D);
   }
 }
 
@@ -96,8 +96,8 @@ void H2oCache::store_prefill(int64_t layer, int64_t T, const float* kk, const fl
       for (int64_t r = 0; r < grp; ++r) {
         scores(layer, g * grp + r)[s] = col_sums[(g * grp + r) * T + p];
       }
-      std::memcpy(k(layer, g) + int64_t(s) * D, kk + p * KD + g * D, size_t(D) * sizeof(float));
-      std::memcpy(v(layer, g) + int64_t(s) * D, vv + p * KD + g * D, size_t(D) * sizeof(float));
+      rows_.put(k_base(layer, g) + int64_t(s), kk + p * KD + g * D);
+      rows_.put(v_base(layer, g) + int64_t(s), vv + p * KD + g * D);
     }
     filled_[gi] = int64_t(keep.size());
   }
@@ -116,9 +116,10 @@ void H2oCache::attend(int64_t layer, const float* q, int64_t /*pos*/, float* out
       // for positions, all visible), then the scores.
       const int64_t g = h / grp;
       const int64_t n = filled(layer, g);
-      const detail::PosSegment seg{k(layer, g), v(layer, g), n, 0};
+      const detail::PosSegment seg{rows_.row(k_base(layer, g)), rows_.row(v_base(layer, g)), n, 0};
       const VisibleRanges all{n, n};
-      detail::attend_group(q + h * D, 1, &all, &seg, 1, D, scale, sc, &mx, &sum, out + h * D);
+      detail::attend_group(rows_.type(), q + h * D, 1, &all, &seg, 1, D, scale, sc, &mx, &sum,
+                           out + h * D);
       float* acc = scores(layer, h);
       for (int64_t j = 0; j < n; ++j) acc[j] += sc[size_t(j)] / sum;
     }

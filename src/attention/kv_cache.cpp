@@ -42,11 +42,11 @@ CacheSpec CacheSpec::h2o_at_density(const AttentionShape& shape, int64_t n_ctx, 
 
 std::unique_ptr<KvCache> make_cache(const CacheSpec& spec) {
   if (spec.is_h2o()) return std::make_unique<H2oCache>(spec);
-  return std::make_unique<WindowCache>(spec.attn);
+  return std::make_unique<WindowCache>(spec);
 }
 
 int64_t cache_bytes(const CacheSpec& spec) {
-  return spec.is_h2o() ? H2oCache::bytes_for(spec) : WindowCache::bytes_for(spec.attn);
+  return spec.is_h2o() ? H2oCache::bytes_for(spec) : WindowCache::bytes_for(spec);
 }
 
 namespace {
@@ -75,13 +75,14 @@ std::vector<std::pair<int64_t, int64_t>> kv_layout(const AttentionSpec& spec) {
 
 }  // namespace
 
-int64_t WindowCache::bytes_for(const AttentionSpec& spec) {
+int64_t WindowCache::bytes_for(const CacheSpec& cs) {
   int64_t slots = 0;
-  for (auto [sink, window] : kv_layout(spec)) slots += sink + window;
-  return slots * 2 * spec.head_dim * int64_t(sizeof(float));
+  for (auto [sink, window] : kv_layout(cs.attn)) slots += sink + window;
+  return slots * 2 * kv_row_bytes(cs.kv_type, cs.attn.head_dim);
 }
 
-WindowCache::WindowCache(const AttentionSpec& spec) : KvCache(CacheSpec(spec)) {
+WindowCache::WindowCache(const CacheSpec& cs) : KvCache(cs) {
+  const AttentionSpec& spec = cs.attn;
   MOA_CHECK(spec.heads % spec.kv_heads == 0 && spec.n_ctx > 0);
   MOA_CHECK(int64_t(spec.spans.size()) == spec.layers * spec.heads, "{} spans for {}x{} heads",
             spec.spans.size(), spec.layers, spec.heads);
@@ -95,17 +96,17 @@ WindowCache::WindowCache(const AttentionSpec& spec) : KvCache(CacheSpec(spec)) {
     kv_sink_[i] = layout[i].first;
     kv_window_[i] = layout[i].second;
     offset_[i] = total;
-    total += 2 * (layout[i].first + layout[i].second) * spec.head_dim;
+    total += 2 * (layout[i].first + layout[i].second);
   }
-  data_.assign(size_t(total), 0.0f);
+  rows_ = KvRows(cs.kv_type, spec.head_dim, total);
 }
 
 void WindowCache::store(int64_t layer, int64_t pos, const float* k_row, const float* v_row) {
   const int64_t D = spec().head_dim;
   for (int64_t g = 0; g < spec().kv_heads; ++g) {
     const int64_t s = slot(layer, g, pos);
-    std::memcpy(k(layer, g) + s * D, k_row + g * D, size_t(D) * sizeof(float));
-    std::memcpy(v(layer, g) + s * D, v_row + g * D, size_t(D) * sizeof(float));
+    rows_.put(k_base(layer, g) + s, k_row + g * D);
+    rows_.put(v_base(layer, g) + s, v_row + g * D);
   }
 }
 
@@ -119,8 +120,8 @@ void WindowCache::store_prefill(int64_t layer, int64_t T, const float* kk, const
     // overwritten by the ring anyway).
     auto put = [&](int64_t pos) {
       const int64_t s = slot(layer, g, pos);
-      std::memcpy(k(layer, g) + s * D, kk + pos * KD + g * D, size_t(D) * sizeof(float));
-      std::memcpy(v(layer, g) + s * D, vv + pos * KD + g * D, size_t(D) * sizeof(float));
+      rows_.put(k_base(layer, g) + s, kk + pos * KD + g * D);
+      rows_.put(v_base(layer, g) + s, vv + pos * KD + g * D);
     };
     for (int64_t p = 0; p < std::min(sink, T); ++p) put(p);
     for (int64_t p = std::max(sink, T - win); p < T; ++p) put(p);

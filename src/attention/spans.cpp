@@ -9,8 +9,8 @@ AttentionSpec spec_from_plan(const Plan& plan, const AttentionShape& shape, int6
   return spec;
 }
 
-int64_t dense_kv_bytes(const AttentionShape& s, int64_t n_ctx) {
-  return 2 * s.layers * s.kv_heads * s.head_dim * n_ctx * int64_t(sizeof(float));
+int64_t dense_kv_bytes(const AttentionShape& s, int64_t n_ctx, KvType type) {
+  return 2 * s.layers * s.kv_heads * n_ctx * kv_row_bytes(type, s.head_dim);
 }
 
 }  // namespace moa

@@ -164,6 +164,9 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
     matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), T, v.data());
     rope_.apply(q.data(), T, H, 0);
     rope_.apply(k.data(), T, G, 0);
+    // The prompt attends over the values the cache will hold, as a decoded token will.
+    kv_round_rows(kc.cache_spec().kv_type, k.data(), T * G, c.head_dim);
+    kv_round_rows(kc.cache_spec().kv_type, v.data(), T * G, c.head_dim);
     attention_prefill(kc.spec(), l, q.data(), k.data(), v.data(), T, att.data(),
                       col_sums.empty() ? nullptr : col_sums.data());
     kc.store_prefill(l, T, k.data(), v.data(), col_sums.empty() ? nullptr : col_sums.data());

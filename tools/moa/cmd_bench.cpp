@@ -115,6 +115,7 @@ void run(const BenchOptions& in) {
                       {"prefill_tok_s", synthetic ? nlohmann::json(nullptr) : nlohmann::json(median(pre))},
                       {"decode_tok_s", median(dec)},
                       {"kv_bytes", kv_bytes},
+                      {"kv_type", o.attn.kv_type},
                       {"peak_rss_bytes", peak_rss_bytes()},
                       {"repeat", o.repeat}};
   if (o.fit_gib > 0) j["fit_gib"] = o.fit_gib;

@@ -33,6 +33,13 @@ struct EvalOptions {
   AttentionOptions attn;
 };
 
+// Dense attention with the same KV storage type, for --vs-dense.
+AttentionOptions dense_like(const AttentionOptions& a) {
+  AttentionOptions d;
+  d.kv_type = a.kv_type;
+  return d;
+}
+
 std::string method_name(const AttentionOptions& a) {
   if (!a.plan.empty()) return "moa";
   if (a.streaming >= 0) return "streaming";
@@ -87,7 +94,7 @@ void run(const EvalOptions& o, bool passkey) {
   if (o.attn.h2o >= 0) j["density"] = o.attn.h2o;
   if (!o.attn.plan.empty()) j["plan"] = o.attn.plan;
   if (o.vs_dense && method != "dense") {
-    RetrievalResult d = run_one(AttentionOptions{}, "dense");
+    RetrievalResult d = run_one(dense_like(o.attn), "dense");
     j["dense"] = d.to_json();
     j["relative_drop"] = d.accuracy() > 0 ? 1.0 - r.accuracy() / d.accuracy() : 0.0;
   }
@@ -174,7 +181,7 @@ void run_ppl(const PplOptions& o) {
   if (o.attn.h2o >= 0) j["density"] = o.attn.h2o;
   if (!o.attn.plan.empty()) j["plan"] = o.attn.plan;
   if (o.vs_dense && method != "dense") {
-    PplResult d = run_one(AttentionOptions{}, "dense");
+    PplResult d = run_one(dense_like(o.attn), "dense");
     j["dense"] = {{"ppl", d.ppl()}, {"nll", d.nll()}, {"tokens", d.tokens}, {"windows", d.windows}};
     j["relative_change"] = d.ppl() > 0 ? r.ppl() / d.ppl() - 1.0 : 0.0;
   }

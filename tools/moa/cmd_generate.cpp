@@ -73,7 +73,8 @@ void run(const GenerateOptions& o) {
   auto t2 = std::chrono::steady_clock::now();
   // What a dense cache of the same N would hold: kv_bytes / this is the stored KV density that
   // `moa plan check` reports (stored_density) for this N.
-  const int64_t dense_kv = dense_kv_bytes(model.cfg.attention_shape(), n_ctx);
+  const int64_t dense_kv =
+      dense_kv_bytes(model.cfg.attention_shape(), n_ctx, session.cache().cache_spec().kv_type);
   const double pre_s = std::chrono::duration<double>(t1 - t0).count();
   const double dec_s = std::chrono::duration<double>(t2 - t1).count();
   std::fprintf(stderr,
@@ -92,6 +93,7 @@ void run(const GenerateOptions& o) {
                 {"decode_s", dec_s},
                 {"kv_bytes", session.kv_bytes()},
                 {"dense_kv_bytes", dense_kv},
+                {"kv_type", o.attn.kv_type},
                 {"n_ctx", n_ctx}});
   } else {
     std::printf("\n");

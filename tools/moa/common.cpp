@@ -21,6 +21,8 @@ void add_attention_options(CLI::App& app, AttentionOptions& o) {
   app.add_option("--streaming", o.streaming, "StreamingLLM: uniform span giving this KV density");
   app.add_option("--h2o", o.h2o, "H2O: heavy hitters + recent window at this KV budget");
   app.add_option("--sink", o.sink, "sink tokens per head (default: the plan's own; 64 for --streaming)");
+  app.add_option("--kv-type", o.kv_type, "KV cache storage type: f32, f16 (default), bf16 or q8_0")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
 }
 
 void add_threads_option(CLI::App& app, int& threads) {
@@ -74,7 +76,19 @@ void add_optimizer_options(CLI::App& app, OptimizeOptions& o) {
       "larger trees; for measuring that rule)");
 }
 
-CacheSpec make_cache_spec(const AttentionShape& shape, int64_t n_ctx, const AttentionOptions& o) {
+namespace {
+
+KvType chosen_kv_type(const AttentionShape& shape, const AttentionOptions& o) {
+  const std::optional<KvType> t = parse_kv_type(o.kv_type);
+  if (!t) input_error("--kv-type {}: expected f32, f16, bf16 or q8_0", o.kv_type);
+  if (!kv_type_fits(*t, shape.head_dim)) {
+    input_error("--kv-type {}: the model's head_dim {} is not a multiple of 32 (q8_0 blocks)",
+                o.kv_type, shape.head_dim);
+  }
+  return *t;
+}
+
+CacheSpec chosen_policy(const AttentionShape& shape, int64_t n_ctx, const AttentionOptions& o) {
   int chosen = int(!o.plan.empty()) + int(o.streaming >= 0) + int(o.h2o >= 0);
   if (chosen > 1) input_error("--plan, --streaming and --h2o are exclusive; choose one");
   if (chosen == 0) return AttentionSpec::dense(shape, n_ctx);
@@ -94,6 +108,14 @@ CacheSpec make_cache_spec(const AttentionShape& shape, int64_t n_ctx, const Atte
   // A plan file states its own sink; --sink overrides it only when given.
   if (o.sink && *o.sink != plan.sink()) plan.set_sink(*o.sink);
   return spec_from_plan(plan, shape, n_ctx);
+}
+
+}  // namespace
+
+CacheSpec make_cache_spec(const AttentionShape& shape, int64_t n_ctx, const AttentionOptions& o) {
+  CacheSpec spec = chosen_policy(shape, n_ctx, o);
+  spec.kv_type = chosen_kv_type(shape, o);
+  return spec;
 }
 
 std::string read_prompt(const std::string& text, const std::string& file) {

@@ -21,6 +21,7 @@ struct AttentionOptions {
   double streaming = -1;   // --streaming D
   double h2o = -1;         // --h2o D
   std::optional<int64_t> sink;  // --sink N; unset = the plan's own sink (64 for --streaming)
+  std::string kv_type = "f16";  // --kv-type: the KV cache's storage type (kv_type.h)
 };
 
 void add_attention_options(CLI::App& app, AttentionOptions& o);

@@ -14,6 +14,8 @@
 #include <optional>
 #include <vector>
 
+#include "moa/attention/kv_type.h"
+
 namespace moa {
 
 // Layers and heads as attention sees them. head_dim is 0 where only the head counts matter
@@ -89,10 +91,12 @@ struct H2oBudget {
 // What one sequence's KV cache is built from: the spans its attention sees and the policy that
 // decides which positions its slots keep. Without `h2o` the policy is the window one (sink +
 // ring: dense, MoA, StreamingLLM); with it, H2O (spans are then dense: the prompt is attended in
-// full before eviction). Room for what comes next (KV storage type, checkpoints) is here.
+// full before eviction). kv_type is the rows' storage type (kv_type.h). Room for what comes next
+// (checkpoints) is here.
 struct CacheSpec {
   AttentionSpec attn;
   std::optional<H2oBudget> h2o;
+  KvType kv_type = KvType::kF32;
 
   CacheSpec() = default;
   CacheSpec(AttentionSpec a) : attn(std::move(a)) {}  // NOLINT: every window spec is a cache spec

@@ -21,7 +21,7 @@ class H2oCache : public KvCache {
                      const float* col_sums) override;
   void store(int64_t layer, int64_t pos, const float* k_row, const float* v_row) override;
   void attend(int64_t layer, const float* q, int64_t pos, float* out) override;
-  int64_t bytes() const override { return int64_t(data_.size() * sizeof(float)); }
+  int64_t bytes() const override { return rows_.bytes(); }
   static int64_t bytes_for(const CacheSpec& spec);
 
   const H2oBudget& budget() const { return *spec_.h2o; }
@@ -35,16 +35,16 @@ class H2oCache : public KvCache {
   float* scores(int64_t layer, int64_t h) {
     return &slot_score_[(size_t(layer) * size_t(spec().heads) + size_t(h)) * size_t(capacity())];
   }
-  // k/v: (capacity, D) for one (layer, KV head).
-  float* k(int64_t layer, int64_t g) {
-    return data_.data() + index(layer, g) * size_t(2 * capacity() * spec().head_dim);
-  }
-  float* v(int64_t layer, int64_t g) { return k(layer, g) + capacity() * spec().head_dim; }
+  // Rows of one (layer, KV head), in the cache's KvType: K from k_base, V from v_base (capacity
+  // rows each).
+  const KvRows& rows() const { return rows_; }
+  int64_t k_base(int64_t layer, int64_t g) const { return int64_t(index(layer, g)) * 2 * capacity(); }
+  int64_t v_base(int64_t layer, int64_t g) const { return k_base(layer, g) + capacity(); }
 
  private:
   size_t index(int64_t layer, int64_t g) const { return size_t(layer * spec().kv_heads + g); }
   float group_score(int64_t layer, int64_t g, int64_t slot);
-  std::vector<float> data_;
+  KvRows rows_;
   std::vector<int64_t> slot_pos_, filled_;
   std::vector<float> slot_score_;
 };

@@ -56,7 +56,7 @@ int64_t cache_bytes(const CacheSpec& spec);
 
 class WindowCache : public KvCache {
  public:
-  explicit WindowCache(const AttentionSpec& spec);
+  explicit WindowCache(const CacheSpec& spec);
 
   // Per (layer, KV head): stored sink positions, ring length, total slots.
   int64_t kv_sink(int64_t layer, int64_t g) const { return kv_sink_[index(layer, g)]; }
@@ -69,27 +69,23 @@ class WindowCache : public KvCache {
     const int64_t s = kv_sink(layer, g);
     return pos < s ? pos : s + (pos - s) % kv_window(layer, g);
   }
-  // k/v: (capacity, D) for one (layer, KV head).
-  float* k(int64_t layer, int64_t g) { return data_.data() + offset_[index(layer, g)]; }
-  float* v(int64_t layer, int64_t g) { return k(layer, g) + capacity(layer, g) * spec().head_dim; }
-  const float* k(int64_t layer, int64_t g) const {
-    return const_cast<WindowCache*>(this)->k(layer, g);
-  }
-  const float* v(int64_t layer, int64_t g) const {
-    return const_cast<WindowCache*>(this)->v(layer, g);
-  }
+  // The stored rows: for one (layer, KV head), K in rows [k_base, k_base + capacity) and V in the
+  // capacity rows from v_base, each row one slot of D values in the cache's KvType.
+  const KvRows& rows() const { return rows_; }
+  int64_t k_base(int64_t layer, int64_t g) const { return offset_[index(layer, g)]; }
+  int64_t v_base(int64_t layer, int64_t g) const { return k_base(layer, g) + capacity(layer, g); }
 
   void store_prefill(int64_t layer, int64_t T, const float* k, const float* v,
                      const float* col_sums = nullptr) override;
   void store(int64_t layer, int64_t pos, const float* k_row, const float* v_row) override;
   void attend(int64_t layer, const float* q, int64_t pos, float* out) override;
-  int64_t bytes() const override { return int64_t(data_.size() * sizeof(float)); }
-  static int64_t bytes_for(const AttentionSpec& spec);
+  int64_t bytes() const override { return rows_.bytes(); }
+  static int64_t bytes_for(const CacheSpec& spec);
 
  private:
   size_t index(int64_t layer, int64_t g) const { return size_t(layer * spec().kv_heads + g); }
   std::vector<int64_t> kv_sink_, kv_window_, offset_;
-  std::vector<float> data_;
+  KvRows rows_;
 };
 
 }  // namespace moa

@@ -13,7 +13,7 @@ namespace moa {
 // cache(N) rule evaluated once, at N = n_ctx, as the reference runtime sizes its caches.
 AttentionSpec spec_from_plan(const Plan& plan, const AttentionShape& shape, int64_t n_ctx);
 
-// KV bytes a dense cache would take for this shape at n_ctx (f32 keys and values).
-int64_t dense_kv_bytes(const AttentionShape& shape, int64_t n_ctx);
+// KV bytes a dense cache would take for this shape at n_ctx (keys and values stored as `type`).
+int64_t dense_kv_bytes(const AttentionShape& shape, int64_t n_ctx, KvType type = KvType::kF32);
 
 }  // namespace moa
