@@ -102,6 +102,37 @@ TEST(Convert, GgufPyReadsWhatWeMeant) {
   }
 }
 
+// convert_hf_to_gguf.py's layout as tests/data/make_gguf_fixtures.py writes it with gguf-py
+// (q/k permutation, llama3 rope_freqs, qwen2 biases): the same tensors, byte for byte.
+TEST(Convert, F32TensorsEqualGgufPysConversion) {
+  const fs::path dir = test::temp_dir("convert_f32");
+  for (const char* v : {"llama", "llama3", "qwen2"}) {
+    SCOPED_TRACE(v);
+    ConvertOptions o;
+    o.model_dir = kData / "gguf" / v;
+    o.out = dir / (std::string(v) + ".gguf");
+    o.type = "f32";
+    convert_checkpoint(o);
+    GgufFile ours(o.out), theirs(o.model_dir / "model-f32.gguf");
+    ASSERT_EQ(ours.tensors().size(), theirs.tensors().size());
+    for (const GgufTensor& t : theirs.tensors()) {
+      const GgufTensor* u = ours.find_tensor(t.name);
+      ASSERT_NE(u, nullptr) << t.name;
+      EXPECT_EQ(u->type_id, t.type_id) << t.name;
+      EXPECT_EQ(u->ne, t.ne) << t.name;
+      ASSERT_EQ(u->nbytes, t.nbytes) << t.name;
+      EXPECT_EQ(std::memcmp(u->data, t.data, t.nbytes), 0) << t.name;
+    }
+    for (const auto& [k, v] : theirs.metadata()) {  // every key of theirs, same value
+      if (k == "general.name") continue;
+      const GgufValue* u = ours.find(k);
+      ASSERT_NE(u, nullptr) << k;
+      EXPECT_EQ(u->type, v.type) << k;
+      EXPECT_TRUE(u->u == v.u && u->i == v.i && u->f == v.f && u->str == v.str) << k;
+    }
+  }
+}
+
 // A random Llama checkpoint whose rows are multiples of 256 (so every K-quant applies), F32.
 struct Checkpoint {
   fs::path dir;
@@ -113,13 +144,20 @@ struct Checkpoint {
 Checkpoint make_checkpoint(const fs::path& dir, uint64_t seed) {
   Checkpoint ck;
   ck.dir = dir;
-  ck.config = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
-               {"hidden_size", 256},  {"intermediate_size", 256},
-               {"num_hidden_layers", 2}, {"num_attention_heads", 2},
-               {"num_key_value_heads", 1}, {"vocab_size", 40},
-               {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-5},
-               {"rope_theta", 10000.0}, {"tie_word_embeddings", false},
-               {"hidden_act", "silu"}, {"torch_dtype", "float32"}};
+  ck.config = {{"architectures", {"LlamaForCausalLM"}},
+               {"model_type", "llama"},
+               {"hidden_size", 256},
+               {"intermediate_size", 256},
+               {"num_hidden_layers", 2},
+               {"num_attention_heads", 2},
+               {"num_key_value_heads", 1},
+               {"vocab_size", 40},
+               {"max_position_embeddings", 64},
+               {"rms_norm_eps", 1e-5},
+               {"rope_theta", 10000.0},
+               {"tie_word_embeddings", false},
+               {"hidden_act", "silu"},
+               {"torch_dtype", "float32"}};
   fs::create_directories(dir);
   write_text_atomic(dir / "config.json", ck.config.dump(2));
   std::mt19937_64 rng(seed);
@@ -156,10 +194,14 @@ Checkpoint make_checkpoint(const fs::path& dir, uint64_t seed) {
 // HF name and head permutation of a GGUF tensor of make_checkpoint's model.
 std::pair<std::string, int64_t> hf_of(const std::string& g) {
   static const std::map<std::string, std::string> kNames = {
-      {"attn_norm.weight", "input_layernorm.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},   {"attn_k.weight", "self_attn.k_proj.weight"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},   {"attn_output.weight", "self_attn.o_proj.weight"},
-      {"ffn_gate.weight", "mlp.gate_proj.weight"},    {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
       {"ffn_down.weight", "mlp.down_proj.weight"}};
   if (g == "token_embd.weight") return {"model.embed_tokens.weight", 0};
   if (g == "output.weight") return {"lm_head.weight", 0};
@@ -252,8 +294,8 @@ TEST(Convert, FallbackTypesForRaggedRows) {
   // llama.cpp's use_more_bits over 32 layers: 0-3, 28-31 and every third from 6.
   std::vector<int> more;
   for (int i = 0; i < 32; ++i) {
-    if (tensor_type_for(t, "blk." + std::to_string(i) + ".ffn_down.weight", 256, 2, i, 32,
-                        false) == GgmlType::kQ6_K) {
+    if (tensor_type_for(t, "blk." + std::to_string(i) + ".ffn_down.weight", 256, 2, i, 32, false) ==
+        GgmlType::kQ6_K) {
       more.push_back(i);
     }
   }

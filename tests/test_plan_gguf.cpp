@@ -118,26 +118,37 @@ TEST(PlanGguf, MalformedKeysAreOneClearError) {
     std::vector<std::string> needles;
   };
   const std::vector<Case> cases = {
-      {"format", [](GgufWriter& w) { w.set("moa.format", V::string("moa-plan/9")); },
+      {"format",
+       [](GgufWriter& w) { w.set("moa.format", V::string("moa-plan/9")); },
        {"moa.format", "moa-plan/9", "moa-plan/1"}},
       {"no_format", [](GgufWriter& w) { w.remove("moa.format"); }, {"moa.", "moa.format"}},
-      {"sink_type", [](GgufWriter& w) { w.set("moa.sink", V::i32(32)); },
+      {"sink_type",
+       [](GgufWriter& w) { w.set("moa.sink", V::i32(32)); },
        {"moa.sink", "INT32", "UINT32"}},
       {"no_count", [](GgufWriter& w) { w.remove("moa.rule_count"); }, {"moa.rule_count"}},
-      {"count", [](GgufWriter& w) { w.set("moa.rule_count", V::u32(3)); },
+      {"count",
+       [](GgufWriter& w) { w.set("moa.rule_count", V::u32(3)); },
        {"moa.rules.2.alphas", "missing"}},
-      {"shape", [](GgufWriter& w) { w.set("moa.rules.0.alphas", V::f32_array({1, 2, 3})); },
+      {"shape",
+       [](GgufWriter& w) {
+         w.set("moa.rules.0.alphas", V::f32_array({1, 2, 3}));
+       },
        {"moa.rules.0.alphas", "3 values", "2 layers x 4 heads"}},
-      {"elem", [](GgufWriter& w) { w.set("moa.rules.1.betas", V::i32_array({1, 2, 3, 4, 5, 6, 7, 8})); },
+      {"elem",
+       [](GgufWriter& w) {
+         w.set("moa.rules.1.betas", V::i32_array({1, 2, 3, 4, 5, 6, 7, 8}));
+       },
        {"moa.rules.1.betas"}},
-      {"max_length", [](GgufWriter& w) { w.set("moa.rules.0.max_length", V::u32(4096)); },
+      {"max_length",
+       [](GgufWriter& w) { w.set("moa.rules.0.max_length", V::u32(4096)); },
        {"moa.rules.0.max_length", "UINT64"}},
       {"sink_vs_min", [](GgufWriter& w) { w.set("moa.sink", V::u32(64)); }, {"sink"}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     const fs::path f = rewrite(o.out, dir / (std::string(c.name) + ".gguf"), c.edit);
-    test::expect_input_error(f, [&] { embedded_plan(GgufFile(f)); }, c.needles);
+    test::expect_input_error(
+        f, [&] { embedded_plan(GgufFile(f)); }, c.needles);
   }
 }
 
@@ -154,7 +165,8 @@ TEST(ConvertCli, JsonProgressAndErrors) {
   EXPECT_EQ(j["bytes"], fs::file_size(out));
   EXPECT_EQ(j["tokenizer"], true);
   EXPECT_NE(r.err.find("token_embd.weight"), std::string::npos) << r.err;
-  r = test::run_moa("quantize " + out.string() + " " + (dir / "q.gguf").string() + " q4_k_m --json");
+  r = test::run_moa("quantize " + out.string() + " " + (dir / "q.gguf").string() +
+                    " q4_k_m --json");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["type"], "q4_k_m");
   EXPECT_EQ(GgufFile(dir / "q.gguf").get_int("general.file_type"), 15);
@@ -163,7 +175,8 @@ TEST(ConvertCli, JsonProgressAndErrors) {
                     " --type f32");
   ASSERT_EQ(r.status, 0) << r.err;
   write_text_atomic(dir / "ids.txt", "256 5 9 13 2 7 30 41 63 0 12 200 100");
-  auto a = test::run_moa("score -m " + kTiny.string() + " --ids " + (dir / "ids.txt").string() + " --json");
+  auto a = test::run_moa("score -m " + kTiny.string() + " --ids " + (dir / "ids.txt").string() +
+                         " --json");
   auto b = test::run_moa("score -m " + (dir / "f32.gguf").string() + " --ids " +
                          (dir / "ids.txt").string() + " --json");
   ASSERT_EQ(a.status, 0) << a.err;

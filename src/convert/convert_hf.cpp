@@ -113,7 +113,8 @@ std::vector<Job> jobs_for(const ModelConfig& c, const Arch& a) {
       j.push_back({g + "attn_v.bias", h + "self_attn.v_proj.bias", {KD}});
     }
     j.push_back({g + "attn_output.weight", h + "self_attn.o_proj.weight", {C, QD}});
-    if (c.attention_out_bias) j.push_back({g + "attn_output.bias", h + "self_attn.o_proj.bias", {C}});
+    if (c.attention_out_bias)
+      j.push_back({g + "attn_output.bias", h + "self_attn.o_proj.bias", {C}});
     j.push_back({g + "ffn_norm.weight", h + "post_attention_layernorm.weight", {C}});
     j.push_back({g + "ffn_gate.weight", h + "mlp.gate_proj.weight", {F, C}});
     j.push_back({g + "ffn_up.weight", h + "mlp.up_proj.weight", {F, C}});
@@ -197,8 +198,8 @@ ConvertResult convert_checkpoint(const ConvertOptions& o) {
       out.fill = vector_writer(t, j.shape[0], j.head_dim);
     } else {
       const int64_t rows = j.shape[0], cols = j.shape[1];
-      out.type = tensor_type_for(type, j.gguf, cols, 2, layer_of(j.gguf), c.layers,
-                                 c.tie_embeddings);
+      out.type =
+          tensor_type_for(type, j.gguf, cols, 2, layer_of(j.gguf), c.layers, c.tie_embeddings);
       out.ne = {cols, rows};
       out.fill = row_writer(t, out.type, rows, cols, j.head_dim);
     }
@@ -206,8 +207,9 @@ ConvertResult convert_checkpoint(const ConvertOptions& o) {
   }
   if (c.rope_scaling == RopeScaling::kLlama3) {
     auto f = std::make_shared<std::vector<float>>(llama3_factors(c, raw));
-    w.add_tensor({"rope_freqs.weight", GgmlType::kF32, {int64_t(f->size())},
-                  [f](GgufSink& s) { s.write(f->data(), f->size() * 4); }});
+    w.add_tensor({"rope_freqs.weight", GgmlType::kF32, {int64_t(f->size())}, [f](GgufSink& s) {
+                    s.write(f->data(), f->size() * 4);
+                  }});
   }
   // Progress: wrap each producer so the caller hears of each tensor as it starts.
   const int64_t total = int64_t(w.tensor_count());

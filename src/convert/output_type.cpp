@@ -10,7 +10,7 @@ namespace {
 
 // llama_ftype numbers (llama.cpp include/llama.h).
 const OutputType kTypes[] = {
-    {"f32", 0, GgmlType::kF32, false},   {"f16", 1, GgmlType::kF16, false},
+    {"f32", 0, GgmlType::kF32, false},    {"f16", 1, GgmlType::kF16, false},
     {"bf16", 32, GgmlType::kBF16, false}, {"q8_0", 7, GgmlType::kQ8_0, false},
     {"q4_0", 2, GgmlType::kQ4_0, false},  {"q4_k", 14, GgmlType::kQ4_K, false},
     {"q6_k", 18, GgmlType::kQ6_K, false}, {"q4_k_m", 15, GgmlType::kQ4_K, true},
@@ -29,10 +29,17 @@ bool use_more_bits(int64_t i, int64_t n) {
 GgmlType fallback(GgmlType t, int64_t ne0) {
   if (ne0 % ggml_type_traits(uint32_t(t)).block == 0) return t;
   switch (t) {
-    case GgmlType::kQ4_K: t = GgmlType::kQ5_0; break;
-    case GgmlType::kQ5_K: t = GgmlType::kQ5_1; break;
-    case GgmlType::kQ6_K: t = GgmlType::kQ8_0; break;
-    default: break;
+    case GgmlType::kQ4_K:
+      t = GgmlType::kQ5_0;
+      break;
+    case GgmlType::kQ5_K:
+      t = GgmlType::kQ5_1;
+      break;
+    case GgmlType::kQ6_K:
+      t = GgmlType::kQ8_0;
+      break;
+    default:
+      break;
   }
   if (ne0 % ggml_type_traits(uint32_t(t)).block != 0) t = GgmlType::kF16;
   return t;

@@ -23,8 +23,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using V = GgufOwnedValue;
 
-constexpr int32_t kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5,
-                  kByte = 6;
+constexpr int32_t kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6;
 
 json read_json(const fs::path& p) {
   try {
@@ -44,9 +43,10 @@ std::string pre_type(const json& tok, const std::function<void(const std::string
     return "gpt-2";
   }
   if (warn) {
-    warn(fmt::format("{}: pre-tokenizer {} has no llama.cpp equivalent; writing "
-                     "tokenizer.ggml.pre 'default' (llama.cpp may split text differently)",
-                     file, s));
+    warn(
+        fmt::format("{}: pre-tokenizer {} has no llama.cpp equivalent; writing "
+                    "tokenizer.ggml.pre 'default' (llama.cpp may split text differently)",
+                    file, s));
   }
   return "default";
 }
@@ -82,9 +82,10 @@ void add_gpt2(const fs::path& file, const json& cfg, const ModelConfig& c, GgufW
   const json tok = read_json(file);
   const json& m = tok.value("model", json());
   if (!m.is_object() || m.value("type", "") != "BPE" || m.value("byte_fallback", false)) {
-    input_error("{}: field 'model' is not a byte-level BPE (expected type BPE without "
-                "byte_fallback; SentencePiece models convert from tokenizer.model)",
-                f);
+    input_error(
+        "{}: field 'model' is not a byte-level BPE (expected type BPE without "
+        "byte_fallback; SentencePiece models convert from tokenizer.model)",
+        f);
   }
   int64_t n = c.vocab;
   std::vector<std::string> tokens;
@@ -99,7 +100,8 @@ void add_gpt2(const fs::path& file, const json& cfg, const ModelConfig& c, GgufW
     tokens[size_t(id)] = s;
     types[size_t(id)] = type;
   };
-  for (auto& [s, id] : m.value("vocab", json::object()).items()) {
+  const json vocab = m.value("vocab", json::object());
+  for (auto& [s, id] : vocab.items()) {
     if (!id.is_number_integer()) input_error("{}: model.vocab['{}'] is not an integer id", f, s);
     place(id.get<int64_t>(), s, kNormal, "model.vocab");
   }
@@ -117,9 +119,12 @@ void add_gpt2(const fs::path& file, const json& cfg, const ModelConfig& c, GgufW
   }
   std::vector<std::string> merges;
   for (const json& mg : m.value("merges", json::array())) {
-    if (mg.is_string()) merges.push_back(mg.get<std::string>());
-    else if (mg.is_array() && mg.size() == 2) merges.push_back(mg[0].get<std::string>() + " " + mg[1].get<std::string>());
-    else input_error("{}: model.merges holds {}, expected \"a b\" or [a, b]", f, mg.dump());
+    if (mg.is_string())
+      merges.push_back(mg.get<std::string>());
+    else if (mg.is_array() && mg.size() == 2)
+      merges.push_back(mg[0].get<std::string>() + " " + mg[1].get<std::string>());
+    else
+      input_error("{}: model.merges holds {}, expected \"a b\" or [a, b]", f, mg.dump());
   }
   w.set("tokenizer.ggml.model", V::string("gpt2"));
   w.set("tokenizer.ggml.pre", V::string(pre_type(tok, warn, f)));
@@ -177,9 +182,10 @@ bool add_tokenizer_metadata(const fs::path& dir, const ModelConfig& c, GgufWrite
     return true;
   }
   if (warn) {
-    warn(fmt::format("{}: no tokenizer.json or tokenizer.model: the GGUF has no tokenizer "
-                     "(llama.cpp needs one to load it)",
-                     dir.string()));
+    warn(
+        fmt::format("{}: no tokenizer.json or tokenizer.model: the GGUF has no tokenizer "
+                    "(llama.cpp needs one to load it)",
+                    dir.string()));
   }
   return false;
 }

@@ -106,10 +106,7 @@ void put_value(Bytes& out, const GgufOwnedValue& o) {
   if (v.elem == GgufType::kString) {
     for (const std::string& s : v.strs) out.put_string(s);
   } else if (v.elem == GgufType::kArray) {
-    for (const GgufOwnedValue& a : o.owned_arr) {
-      out.put<uint32_t>(uint32_t(a.v.type));
-      put_value(out, a);
-    }
+    for (const GgufOwnedValue& a : o.owned_arr) put_value(out, a);  // elements carry no type
   } else {
     out.put_bytes(o.owned.data(), o.owned.size());
   }

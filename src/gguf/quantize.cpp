@@ -154,8 +154,10 @@ void q_k_affine(const float* x, uint8_t* b, int top) {
     uint8_t* q = qs + 32 * (s / 2);
     for (int l = 0; l < 32; ++l) {
       const int v = std::clamp(rne((x[32 * s + l] + dm) * inv), 0, top);
-      if (s % 2 == 0) q[l] = uint8_t(v & 15);
-      else q[l] |= uint8_t((v & 15) << 4);
+      if (s % 2 == 0)
+        q[l] = uint8_t(v & 15);
+      else
+        q[l] |= uint8_t((v & 15) << 4);
       if (qh) qh[l] |= uint8_t(((v >> 4) & 1) << s);
     }
   }
@@ -229,15 +231,32 @@ void quantize_row_ref(GgmlType t, const float* src, int64_t n, uint8_t* dst) {
     const float* x = src + k * tr.block;
     uint8_t* b = dst + k * tr.bytes;
     switch (t) {
-      case GgmlType::kQ8_0: q8_0(x, b); break;
-      case GgmlType::kQ4_0: q_sym(x, b, 8); break;
-      case GgmlType::kQ5_0: q_sym(x, b, 16); break;
-      case GgmlType::kQ4_1: q_affine(x, b, 15); break;
-      case GgmlType::kQ5_1: q_affine(x, b, 31); break;
-      case GgmlType::kQ4_K: q_k_affine(x, b, 15); break;
-      case GgmlType::kQ5_K: q_k_affine(x, b, 31); break;
-      case GgmlType::kQ6_K: q6_k(x, b); break;
-      default: MOA_CHECK(false, "unreachable");
+      case GgmlType::kQ8_0:
+        q8_0(x, b);
+        break;
+      case GgmlType::kQ4_0:
+        q_sym(x, b, 8);
+        break;
+      case GgmlType::kQ5_0:
+        q_sym(x, b, 16);
+        break;
+      case GgmlType::kQ4_1:
+        q_affine(x, b, 15);
+        break;
+      case GgmlType::kQ5_1:
+        q_affine(x, b, 31);
+        break;
+      case GgmlType::kQ4_K:
+        q_k_affine(x, b, 15);
+        break;
+      case GgmlType::kQ5_K:
+        q_k_affine(x, b, 31);
+        break;
+      case GgmlType::kQ6_K:
+        q6_k(x, b);
+        break;
+      default:
+        MOA_CHECK(false, "unreachable");
     }
   }
 }

@@ -14,7 +14,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string rule_key(size_t i, const char* field) { return fmt::format("moa.rules.{}.{}", i, field); }
+std::string rule_key(size_t i, const char* field) {
+  return fmt::format("moa.rules.{}.{}", i, field);
+}
 
 // Layer-major flattening of a (layers, rows) table into FLOAT32s.
 std::vector<float> flatten(const std::vector<std::vector<double>>& t) {
@@ -27,9 +29,12 @@ std::vector<float> flatten(const std::vector<std::vector<double>>& t) {
 
 int64_t get_u32(const GgufFile& g, const std::string& key) {
   const GgufValue* v = g.find(key);
-  if (!v) input_error("{}: missing metadata key '{}' (expected UINT32; the plan is incomplete)", g.file(), key);
+  if (!v)
+    input_error("{}: missing metadata key '{}' (expected UINT32; the plan is incomplete)", g.file(),
+                key);
   if (v->type != GgufType::kU32) {
-    input_error("{}: metadata key '{}' is {}, expected UINT32", g.file(), key, gguf_type_name(v->type));
+    input_error("{}: metadata key '{}' is {}, expected UINT32", g.file(), key,
+                gguf_type_name(v->type));
   }
   return int64_t(v->u);
 }
@@ -38,10 +43,12 @@ int64_t get_u32(const GgufFile& g, const std::string& key) {
 json read_table(const GgufFile& g, size_t i, const char* field, int64_t layers,
                 const ModelConfig& c, int64_t& rows) {
   const std::string key = rule_key(i, field);
-  if (!g.find(key)) input_error("{}: missing metadata key '{}' (expected ARRAY of FLOAT32)", g.file(), key);
+  if (!g.find(key))
+    input_error("{}: missing metadata key '{}' (expected ARRAY of FLOAT32)", g.file(), key);
   const GgufValue& a = g.get_array(key, GgufType::kF32);
   const uint64_t per_q = uint64_t(layers * c.heads), per_kv = uint64_t(layers * c.kv_heads);
-  if (rows == 0 && (a.count == per_q || a.count == per_kv)) rows = a.count == per_q ? c.heads : c.kv_heads;
+  if (rows == 0 && (a.count == per_q || a.count == per_kv))
+    rows = a.count == per_q ? c.heads : c.kv_heads;
   if (rows == 0 || a.count != uint64_t(layers * rows)) {
     input_error(
         "{}: metadata key '{}' has {} values, expected {} layers x {} heads = {} (or x {} KV heads "
@@ -84,15 +91,16 @@ std::optional<Plan> embedded_plan(const GgufFile& g) {
   if (!fmt_v) {
     for (const auto& [k, v] : g.metadata()) {
       if (is_plan_gguf_key(k)) {
-        input_error("{}: metadata key '{}' without 'moa.format' (expected moa.format = \"{}\")", g.file(), k,
-                    kPlanFormat);
+        input_error("{}: metadata key '{}' without 'moa.format' (expected moa.format = \"{}\")",
+                    g.file(), k, kPlanFormat);
       }
     }
     return std::nullopt;
   }
   const std::string format = g.get_string("moa.format");
   if (format != kPlanFormat) {
-    input_error("{}: metadata key 'moa.format' is '{}', expected '{}'", g.file(), format, kPlanFormat);
+    input_error("{}: metadata key 'moa.format' is '{}', expected '{}'", g.file(), format,
+                kPlanFormat);
   }
   const ModelConfig c = config_from_gguf(g);
   const int64_t count = get_u32(g, "moa.rule_count");

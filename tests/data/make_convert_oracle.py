@@ -110,7 +110,8 @@ SCALAR_NP = {V.UINT8: "<u1", V.INT8: "<i1", V.UINT16: "<u2", V.INT16: "<i2", V.U
 def field_entry(f):
     t = f.types[0]
     if t == V.ARRAY:
-        elem = f.types[1] if len(f.types) > 1 else V.UINT8
+        # gguf-py leaves the element type of an empty array out of f.types; it is in the parts.
+        elem = f.types[1] if len(f.types) > 1 else V(int(f.parts[3][0]))
         vals = [f.parts[i] for i in f.data]
         if elem == V.STRING:
             raw = b"".join(struct.pack("<Q", len(bytes(v))) + bytes(v) for v in vals)

@@ -35,8 +35,8 @@
 namespace moa {
 
 struct OutputType {
-  std::string name;      // "q4_k_m"
-  uint32_t ftype = 0;    // llama_ftype
+  std::string name;    // "q4_k_m"
+  uint32_t ftype = 0;  // llama_ftype
   GgmlType base = GgmlType::kF32;
   bool q4_k_m = false;
 };
@@ -58,8 +58,8 @@ struct ConvertOptions {
   std::filesystem::path model_dir;
   std::filesystem::path out;
   std::string type = "f16";
-  std::optional<std::filesystem::path> plan;  // written as moa.* keys after its shape is checked
-  ConvertProgress progress;                   // called before each tensor (may be empty)
+  std::optional<std::filesystem::path> plan;     // written as moa.* keys after its shape is checked
+  ConvertProgress progress;                      // called before each tensor (may be empty)
   std::function<void(const std::string&)> warn;  // warnings (e.g. no tokenizer); may be empty
 };
 
@@ -67,10 +67,10 @@ struct ConvertResult {
   std::filesystem::path out;
   std::string type;
   int64_t tensors = 0;
-  uint64_t bytes = 0;  // the file's size
+  uint64_t bytes = 0;                           // the file's size
   std::map<std::string, int64_t> tensor_types;  // ggml type name -> tensor count
-  bool plan = false;                              // moa.* plan keys written
-  bool tokenizer = false;                         // tokenizer.ggml.* keys written
+  bool plan = false;                            // moa.* plan keys written
+  bool tokenizer = false;                       // tokenizer.ggml.* keys written
 };
 
 // Writes the GGUF atomically. Bad input (config, tensors, tokenizer, plan) is one InputError

@@ -3,8 +3,8 @@
 //   moa.format                          STRING  "moa-plan/1"
 //   moa.sink, moa.block, moa.min_cache  UINT32
 //   moa.rule_count                      UINT32  (>= 1)
-//   moa.rules.<i>.max_length            UINT64  (omitted for an unbounded rule set: max_length null)
-//   moa.rules.<i>.alphas, .betas        ARRAY of FLOAT32, layers x rows values, layer-major
+//   moa.rules.<i>.max_length            UINT64  (omitted for an unbounded rule set: max_length
+//   null) moa.rules.<i>.alphas, .betas        ARRAY of FLOAT32, layers x rows values, layer-major
 //                                       (value l * rows + h); rows = the model's query heads, or
 //                                       its KV heads for a per-KV-head plan
 //   moa.model                           STRING  (optional: the plan's model field)
