@@ -183,6 +183,20 @@ TEST(ConvertCli, JsonProgressAndErrors) {
   ASSERT_EQ(b.status, 0) << b.err;
   EXPECT_NEAR(nlohmann::json::parse(b.out)["nll"].get<double>(),
               nlohmann::json::parse(a.out)["nll"].get<double>(), 1e-5);
+  // The plan travels in the file: plan check reads it from -m F.gguf alone.
+  two_rule_plan(4).save(dir / "plan.json");
+  r = test::run_moa("convert -m " + kTiny.string() + " --out " + (dir / "p.gguf").string() +
+                    " --type q8_0 --plan " + (dir / "plan.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto pc = test::run_moa("plan check -m " + (dir / "p.gguf").string() + " --json");
+  auto pj = test::run_moa("plan check -m " + kTiny.string() + " --plan " +
+                          (dir / "plan.json").string() + " --json");
+  ASSERT_EQ(pc.status, 0) << pc.err;
+  ASSERT_EQ(pj.status, 0) << pj.err;
+  EXPECT_EQ(nlohmann::json::parse(pc.out)["density"], nlohmann::json::parse(pj.out)["density"]);
+  r = test::run_moa("plan check -m " + out.string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("no embedded plan"), std::string::npos) << r.err;
   // Bad input: exit 2, one line naming what is wrong, no output file.
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"convert -m " + kTiny.string() + " --out " + (dir / "x.gguf").string() + " --type q3_k",
