@@ -3,6 +3,7 @@
 // tests/data/make_convert_oracle.py), the weights bit for bit, the model loaded from the GGUF
 // against the checkpoint, plan keys and their errors, the command line.
 #include <gtest/gtest.h>
+#include <sentencepiece_trainer.h>
 
 #include <cstring>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include "moa/model/model.h"
 #include "moa/model/plan_gguf.h"
 #include "moa/model/safetensors.h"
+#include "moa/tokenizer/tokenizer.h"
 #include "sha256.h"
 #include "test_util.h"
 
@@ -141,7 +143,7 @@ struct Checkpoint {
   std::map<std::string, std::vector<int64_t>> shape;
 };
 
-Checkpoint make_checkpoint(const fs::path& dir, uint64_t seed) {
+Checkpoint make_checkpoint(const fs::path& dir, uint64_t seed, int64_t vocab = 40) {
   Checkpoint ck;
   ck.dir = dir;
   ck.config = {{"architectures", {"LlamaForCausalLM"}},
@@ -151,7 +153,7 @@ Checkpoint make_checkpoint(const fs::path& dir, uint64_t seed) {
                {"num_hidden_layers", 2},
                {"num_attention_heads", 2},
                {"num_key_value_heads", 1},
-               {"vocab_size", 40},
+               {"vocab_size", vocab},
                {"max_position_embeddings", 64},
                {"rms_norm_eps", 1e-5},
                {"rope_theta", 10000.0},
@@ -170,8 +172,8 @@ Checkpoint make_checkpoint(const fs::path& dir, uint64_t seed) {
     ck.w[n] = std::move(v);
     ck.shape[n] = std::move(s);
   };
-  add("model.embed_tokens.weight", {40, 256}, 0);
-  add("lm_head.weight", {40, 256}, 0);
+  add("model.embed_tokens.weight", {vocab, 256}, 0);
+  add("lm_head.weight", {vocab, 256}, 0);
   add("model.norm.weight", {256}, 1);
   for (int i = 0; i < 2; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -279,6 +281,46 @@ TEST(Convert, WeightsAreTheQuantisersBytes) {
   const std::vector<int32_t> ids = {1, 7, 39, 0, 22, 5, 13, 8};
   const std::vector<float> la = all_logits(a, ids), lb = all_logits(b, ids);
   EXPECT_TRUE(test::all_close(lb, la, 0, 0));
+}
+
+// tokenizer.model -> tokenizer.ggml.model "llama" (tokens, scores, types): the tokenizer read back
+// from the GGUF gives SentencePiece's ids.
+TEST(Convert, SentencePieceTokenizer) {
+  struct Lines : sentencepiece::SentenceIterator {
+    std::vector<std::string> lines;
+    size_t i = 0;
+    bool done() const override { return i >= lines.size(); }
+    void Next() override { ++i; }
+    const std::string& value() const override { return lines[i]; }
+    sentencepiece::util::Status status() const override { return {}; }
+  } it;
+  for (int rep = 0; rep < 40; ++rep) {
+    it.lines.push_back("The quick brown fox jumps over the lazy dog.");
+    it.lines.push_back("Numbers like 12345 are split; byte fallback covers the rest.");
+  }
+  std::string proto;
+  auto st = sentencepiece::SentencePieceTrainer::Train(
+      "--model_type=bpe --vocab_size=300 --byte_fallback=true --split_digits=true "
+      "--normalization_rule_name=identity --remove_extra_whitespaces=false "
+      "--character_coverage=1.0 --hard_vocab_limit=false --minloglevel=2",
+      &it, &proto);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  const fs::path dir = test::temp_dir("convert_spm");
+  const Checkpoint ck = make_checkpoint(dir / "model", 5, 320);  // 20 ids past the pieces
+  write_text_atomic(ck.dir / "tokenizer.model", proto);
+  ConvertOptions o;
+  o.model_dir = ck.dir;
+  o.out = dir / "spm.gguf";
+  EXPECT_TRUE(convert_checkpoint(o).tokenizer);
+  GgufFile g(o.out);
+  EXPECT_EQ(g.get_string("tokenizer.ggml.model"), "llama");
+  EXPECT_EQ(g.get_array("tokenizer.ggml.tokens", GgufType::kString).count, 320u);
+  EXPECT_EQ(g.get_array("tokenizer.ggml.tokens", GgufType::kString).strs[319], "[PAD319]");
+  const auto a = Tokenizer::load(ck.dir), b = Tokenizer::from_gguf(g);
+  for (const std::string text :
+       {"The lazy dog.", " Hello  world 12345", "caf\xc3\xa9 \xf0\x9f\x91\x8b"}) {
+    EXPECT_EQ(b->encode(text, true), a->encode(text, true)) << text;
+  }
 }
 
 TEST(Convert, FallbackTypesForRaggedRows) {

@@ -65,9 +65,25 @@ json tokenizer_config(const fs::path& dir) {
   return fs::is_regular_file(p) ? read_json(p) : json::object();
 }
 
-void add_common(const json& cfg, const ModelConfig& c, GgufWriter& w, bool default_bos) {
-  if (c.bos_id >= 0) w.set("tokenizer.ggml.bos_token_id", V::u32(uint32_t(c.bos_id)));
-  if (c.eos_id >= 0) w.set("tokenizer.ggml.eos_token_id", V::u32(uint32_t(c.eos_id)));
+// A token named in tokenizer_config.json ("<s>" or {"content": "<s>"}): its id, or -1.
+int64_t named_token(const json& cfg, const char* field, const std::vector<std::string>& tokens) {
+  const json& t = cfg.value(field, json());
+  const std::string s = t.is_string()   ? t.get<std::string>()
+                        : t.is_object() ? t.value("content", "")
+                                        : "";
+  for (size_t id = 0; !s.empty() && id < tokens.size(); ++id) {
+    if (tokens[id] == s) return int64_t(id);
+  }
+  return -1;
+}
+
+// BOS / EOS ids: config.json's, else the tokenizer's own (bos, eos: -1 when it has none).
+void add_common(const json& cfg, const ModelConfig& c, GgufWriter& w, bool default_bos, int64_t bos,
+                int64_t eos) {
+  if (c.bos_id >= 0) bos = c.bos_id;
+  if (c.eos_id >= 0) eos = c.eos_id;
+  if (bos >= 0) w.set("tokenizer.ggml.bos_token_id", V::u32(uint32_t(bos)));
+  if (eos >= 0) w.set("tokenizer.ggml.eos_token_id", V::u32(uint32_t(eos)));
   const json& ab = cfg.value("add_bos_token", json());
   w.set("tokenizer.ggml.add_bos_token", V::boolean(ab.is_boolean() ? ab.get<bool>() : default_bos));
   const json& ae = cfg.value("add_eos_token", json());
@@ -126,12 +142,14 @@ void add_gpt2(const fs::path& file, const json& cfg, const ModelConfig& c, GgufW
     else
       input_error("{}: model.merges holds {}, expected \"a b\" or [a, b]", f, mg.dump());
   }
+  const int64_t bos = named_token(cfg, "bos_token", tokens),
+                eos = named_token(cfg, "eos_token", tokens);
   w.set("tokenizer.ggml.model", V::string("gpt2"));
   w.set("tokenizer.ggml.pre", V::string(pre_type(tok, warn, f)));
   w.set("tokenizer.ggml.tokens", V::string_array(std::move(tokens)));
   w.set("tokenizer.ggml.token_type", V::i32_array(types));
   w.set("tokenizer.ggml.merges", V::string_array(std::move(merges)));
-  add_common(cfg, c, w, template_adds_bos(tok));
+  add_common(cfg, c, w, template_adds_bos(tok), bos, eos);
 }
 
 void add_spm(const fs::path& file, const json& cfg, const ModelConfig& c, GgufWriter& w) {
@@ -164,7 +182,7 @@ void add_spm(const fs::path& file, const json& cfg, const ModelConfig& c, GgufWr
   w.set("tokenizer.ggml.scores", V::f32_array(scores));
   w.set("tokenizer.ggml.token_type", V::i32_array(types));
   if (sp.unk_id() >= 0) w.set("tokenizer.ggml.unknown_token_id", V::u32(uint32_t(sp.unk_id())));
-  add_common(cfg, c, w, true);
+  add_common(cfg, c, w, true, sp.bos_id(), sp.eos_id());
 }
 
 }  // namespace
