@@ -323,6 +323,53 @@ TEST(Convert, SentencePieceTokenizer) {
   }
 }
 
+TEST(Convert, BadCheckpointsAreOneClearError) {
+  const fs::path dir = test::temp_dir("convert_bad");
+  auto copy_tiny = [&](const std::string& name) {
+    const fs::path d = dir / name;
+    fs::create_directories(d);
+    for (const auto& e : fs::directory_iterator(kData / "convert" / "tiny")) {
+      fs::copy_file(e.path(), d / e.path().filename());
+    }
+    return d;
+  };
+  auto expect_refused = [&](const fs::path& model, const fs::path& named,
+                            const std::vector<std::string>& needles) {
+    ConvertOptions o;
+    o.model_dir = model;
+    o.out = dir / "out.gguf";
+    test::expect_input_error(
+        named, [&] { convert_checkpoint(o); }, needles);
+    EXPECT_FALSE(fs::exists(o.out));
+  };
+  fs::path d = copy_tiny("big_vocab");
+  json tok = json::parse(read_text(d / "tokenizer.json"));
+  tok["added_tokens"].push_back({{"id", 300}, {"content", "<x>"}, {"special", true}});
+  write_text_atomic(d / "tokenizer.json", tok.dump());
+  expect_refused(d, d / "tokenizer.json", {"token id 300", "vocab_size 258"});
+  d = copy_tiny("bad_vocab");
+  tok["added_tokens"].erase(tok["added_tokens"].size() - 1);
+  tok["model"]["vocab"]["a"] = "x";
+  write_text_atomic(d / "tokenizer.json", tok.dump());
+  expect_refused(d, d / "tokenizer.json", {"model.vocab['a']"});
+  d = copy_tiny("bad_template");
+  write_text_atomic(d / "tokenizer_config.json", "[1]");
+  expect_refused(d, d / "tokenizer_config.json", {"object"});
+  d = copy_tiny("bad_arch");
+  json cfg = json::parse(read_text(d / "config.json"));
+  cfg["model_type"] = "gpt_neox";
+  write_text_atomic(d / "config.json", cfg.dump());
+  expect_refused(d, d / "config.json", {"gpt_neox", "llama, mistral or qwen2"});
+  // A missing tensor: nothing is written.
+  d = dir / "short";
+  fs::create_directories(d);
+  fs::copy_file(kData / "gguf" / "llama" / "config.json", d / "config.json");
+  const std::vector<float> z(64 * 32);
+  write_safetensors(d / "model.safetensors",
+                    {{"model.embed_tokens.weight", DType::kF32, {64, 32}, z.data()}}, {});
+  expect_refused(d, d, {"missing tensor", "input_layernorm"});
+}
+
 TEST(Convert, FallbackTypesForRaggedRows) {
   const OutputType t = parse_output_type("q4_k_m");
   EXPECT_EQ(tensor_type_for(t, "blk.0.attn_q.weight", 64, 2, 0, 2, false), GgmlType::kQ5_0);

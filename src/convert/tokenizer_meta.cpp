@@ -125,6 +125,12 @@ void add_gpt2(const fs::path& file, const json& cfg, const ModelConfig& c, GgufW
     place(a.value("id", int64_t(-1)), a.value("content", ""),
           a.value("special", false) ? kControl : kUserDefined, "added_tokens");
   }
+  if (n > c.vocab) {
+    input_error(
+        "{}: token id {} is beyond config.json's vocab_size {} (llama.cpp needs one "
+        "embedding row per token)",
+        f, n - 1, c.vocab);
+  }
   tokens.resize(size_t(n));
   types.resize(size_t(n), 0);
   for (size_t id = 0; id < tokens.size(); ++id) {
@@ -157,7 +163,13 @@ void add_spm(const fs::path& file, const json& cfg, const ModelConfig& c, GgufWr
   if (auto st = sp.Load(file.string()); !st.ok()) {
     input_error("{}: not a SentencePiece model ({})", file.string(), st.ToString());
   }
-  const int64_t n = std::max<int64_t>(sp.GetPieceSize(), c.vocab);
+  if (sp.GetPieceSize() > c.vocab) {
+    input_error(
+        "{}: {} pieces, more than config.json's vocab_size {} (llama.cpp needs one "
+        "embedding row per token)",
+        file.string(), sp.GetPieceSize(), c.vocab);
+  }
+  const int64_t n = c.vocab;
   std::vector<std::string> tokens;
   std::vector<float> scores;
   std::vector<int32_t> types;
@@ -190,13 +202,24 @@ void add_spm(const fs::path& file, const json& cfg, const ModelConfig& c, GgufWr
 bool add_tokenizer_metadata(const fs::path& dir, const ModelConfig& c, GgufWriter& w,
                             const std::function<void(const std::string&)>& warn) {
   (void)kUserDefined;
-  const json cfg = tokenizer_config(dir);
+  json cfg;
+  try {
+    cfg = tokenizer_config(dir);
+    if (!cfg.is_object())
+      input_error("{}: expected a JSON object", (dir / "tokenizer_config.json").string());
+  } catch (const json::exception& e) {
+    input_error("{}: {}", (dir / "tokenizer_config.json").string(), e.what());
+  }
   if (fs::is_regular_file(dir / "tokenizer.model")) {
     add_spm(dir / "tokenizer.model", cfg, c, w);
     return true;
   }
   if (fs::is_regular_file(dir / "tokenizer.json")) {
-    add_gpt2(dir / "tokenizer.json", cfg, c, w, warn);
+    try {
+      add_gpt2(dir / "tokenizer.json", cfg, c, w, warn);
+    } catch (const json::exception& e) {  // a field of the wrong JSON type
+      input_error("{}: unexpected structure ({})", (dir / "tokenizer.json").string(), e.what());
+    }
     return true;
   }
   if (warn) {
