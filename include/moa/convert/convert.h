@@ -17,7 +17,9 @@
 //   q4_k_m (15): llama.cpp's llama_tensor_get_type for LLAMA_FTYPE_MOSTLY_Q4_K_M: Q4_K, except
 //     output.weight (token_embd.weight when tied) Q6_K (Q8_0 when its rows are not a multiple
 //     of 256), attn_v and ffn_down Q6_K on the use_more_bits layers
-//     (i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2, for layer i of n).
+//     (i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2, for layer i of n). Not applied: llama.cpp's
+//     model-size rule for 70B Llamas (attn_v Q5_K on the other layers) and its mixture-of-experts
+//     rules (we convert no MoE models). q4_k is uniform Q4_K, not llama.cpp's Q4_K_S mix.
 //   Rows that are not a whole number of blocks fall back as llama.cpp does: Q4_K -> Q5_0,
 //   Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 when the row is still not a multiple of 32.
 // Weights are quantised with the reference quantisers (gguf/quantize.h).
