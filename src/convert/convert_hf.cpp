@@ -46,7 +46,8 @@ int64_t hf_row(int64_t g, int64_t D) {
 // convert_hf_to_gguf.py's LlamaModel does.
 std::vector<float> llama3_factors(const ModelConfig& c, const nlohmann::json& raw) {
   const int64_t D = c.head_dim;
-  const double old = raw.value("original_max_position_embeddings", 8192.0);
+  const auto it = raw.find("original_max_position_embeddings");
+  const double old = it != raw.end() && it->is_number() ? it->get<double>() : 8192.0;
   const double low_wl = old / c.rope_low_freq_factor, high_wl = old / c.rope_high_freq_factor;
   std::vector<float> out;
   for (int64_t i = 0; i < D; i += 2) {
@@ -164,31 +165,9 @@ std::function<void(GgufSink&)> vector_writer(const TensorView* t, int64_t n, int
   };
 }
 
-}  // namespace
-
-ConvertResult convert_checkpoint(const ConvertOptions& o) {
-  const OutputType type = parse_output_type(o.type);
-  const ModelConfig c = load_model_config(o.model_dir);
-  const Arch arch = arch_for(c, o.model_dir);
-  const nlohmann::json raw = nlohmann::json::parse(read_text(o.model_dir / "config.json"));
-  std::optional<Plan> plan;
-  if (o.plan) {
-    plan = Plan::load(*o.plan);
-    plan->check_shape(c.layers, c.heads, c.kv_heads);  // InputError naming the plan file
-  }
-  const TensorStore st(o.model_dir);
-  GgufWriter w;
-  std::string name = fs::absolute(o.model_dir).lexically_normal().filename().string();
-  if (name.empty()) {
-    name = fs::absolute(o.model_dir).lexically_normal().parent_path().filename().string();
-  }
-  add_hparams(w, c, arch, name, type.ftype);
-  ConvertResult res;
-  res.tokenizer = conv::add_tokenizer_metadata(o.model_dir, c, w, o.warn);
-  if (plan) {
-    for (auto& [k, v] : plan_gguf_metadata(*plan)) w.set(k, std::move(v));
-    res.plan = true;
-  }
+// The checkpoint's tensors in GGUF order, each streamed from its safetensors view when written.
+void add_tensors(GgufWriter& w, const TensorStore& st, const ModelConfig& c, const Arch& arch,
+                 const OutputType& type, const nlohmann::json& raw) {
   for (const Job& j : jobs_for(c, arch)) {
     const TensorView* t = &st.get(j.hf, j.shape);  // InputError: missing or misshapen
     GgufTensorOut out;
@@ -211,20 +190,61 @@ ConvertResult convert_checkpoint(const ConvertOptions& o) {
                     s.write(f->data(), f->size() * 4);
                   }});
   }
-  // Progress: wrap each producer so the caller hears of each tensor as it starts.
-  const int64_t total = int64_t(w.tensor_count());
-  res.out = o.out;
-  res.type = type.name;
-  res.tensors = total;
+}
+
+std::string model_name(const fs::path& dir) {
+  const fs::path p = fs::absolute(dir).lexically_normal();
+  const std::string name = p.filename().string();
+  return name.empty() ? p.parent_path().filename().string() : name;
+}
+
+}  // namespace
+
+ConvertResult conv::write_gguf(const GgufWriter& w, const fs::path& out, const std::string& type,
+                               const ConvertProgress& progress) {
+  ConvertResult res;
+  res.out = out;
+  res.type = type;
+  res.tensors = int64_t(w.tensor_count());
   for (const auto& t : w.tensors()) res.tensor_types[ggml_type_name(t.type)] += 1;
   GgufWriter::Progress p;
-  if (o.progress) {
+  if (progress) {
     p = [&](size_t k, const std::string& n, GgmlType ty) {
-      o.progress(int64_t(k) + 1, total, n, ggml_type_name(ty));
+      progress(int64_t(k) + 1, res.tensors, n, ggml_type_name(ty));
     };
   }
-  w.write(o.out, p);
-  res.bytes = fs::file_size(o.out);
+  w.write(out, p);
+  res.bytes = fs::file_size(out);
+  return res;
+}
+
+ConvertResult convert_checkpoint(const ConvertOptions& o) {
+  const OutputType type = parse_output_type(o.type);
+  if (is_gguf_path(o.model_dir)) {
+    input_error(
+        "{}: is a GGUF file; convert reads checkpoint directories (requantise GGUF files "
+        "with moa quantize)",
+        o.model_dir.string());
+  }
+  const ModelConfig c = load_model_config(o.model_dir);
+  const Arch arch = arch_for(c, o.model_dir);
+  const nlohmann::json raw = nlohmann::json::parse(read_text(o.model_dir / "config.json"));
+  std::optional<Plan> plan;
+  if (o.plan) {
+    plan = Plan::load(*o.plan);
+    plan->check_shape(c.layers, c.heads, c.kv_heads);  // InputError naming the plan file
+  }
+  const TensorStore st(o.model_dir);
+  GgufWriter w;
+  add_hparams(w, c, arch, model_name(o.model_dir), type.ftype);
+  const bool tokenizer = conv::add_tokenizer_metadata(o.model_dir, c, w, o.warn);
+  if (plan) {
+    for (auto& [k, v] : plan_gguf_metadata(*plan)) w.set(k, std::move(v));
+  }
+  add_tensors(w, st, c, arch, type, raw);
+  ConvertResult res = conv::write_gguf(w, o.out, type.name, o.progress);
+  res.tokenizer = tokenizer;
+  res.plan = plan.has_value();
   return res;
 }
 

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "moa/convert/convert.h"
 #include "moa/gguf/gguf_writer.h"
 #include "moa/model/config.h"
 
@@ -18,5 +19,10 @@ namespace moa::conv {
 // file. InputError for a tokenizer it cannot express.
 bool add_tokenizer_metadata(const std::filesystem::path& dir, const ModelConfig& c, GgufWriter& w,
                             const std::function<void(const std::string&)>& warn);
+
+// Writes w to `out` atomically, reporting each tensor to progress; the result's counts (its plan
+// and tokenizer flags left false).
+ConvertResult write_gguf(const GgufWriter& w, const std::filesystem::path& out,
+                         const std::string& type, const ConvertProgress& progress);
 
 }  // namespace moa::conv

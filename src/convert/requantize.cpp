@@ -1,6 +1,7 @@
 // GGUF -> GGUF requantisation (see include/moa/convert/convert.h, quantize_gguf).
 #include <fmt/format.h>
 
+#include "convert/convert_internal.h"
 #include "moa/convert/convert.h"
 #include "moa/core/error.h"
 #include "moa/gguf/gguf.h"
@@ -71,22 +72,9 @@ ConvertResult quantize_gguf(const std::filesystem::path& in, const std::filesyst
     o.fill = o.type == t.type() ? copy_writer(t) : requant_writer(t, o.type);
     w.add_tensor(std::move(o));
   }
-  ConvertResult res;
-  res.out = out;
-  res.type = ot.name;
-  res.tensors = int64_t(w.tensor_count());
+  ConvertResult res = conv::write_gguf(w, out, ot.name, progress);
   res.plan = g.find("moa.format") != nullptr;
   res.tokenizer = g.find("tokenizer.ggml.model") != nullptr;
-  for (const auto& t : w.tensors()) res.tensor_types[ggml_type_name(t.type)] += 1;
-  const int64_t total = res.tensors;
-  GgufWriter::Progress p;
-  if (progress) {
-    p = [&](size_t k, const std::string& n, GgmlType ty) {
-      progress(int64_t(k) + 1, total, n, ggml_type_name(ty));
-    };
-  }
-  w.write(out, p);
-  res.bytes = std::filesystem::file_size(out);
   return res;
 }
 
