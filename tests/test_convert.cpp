@@ -323,6 +323,27 @@ TEST(Convert, SentencePieceTokenizer) {
   }
 }
 
+// The shipped model's byte-level BPE (Qwen2's split regex, merges) as tokenizer.ggml.* "gpt2" /
+// pre "qwen2": read back from the GGUF it gives the tokenizer.json ids.
+TEST(Convert, ByteLevelBpeTokenizer) {
+  const fs::path tiny = kData.parent_path().parent_path() / "models" / "moa-tiny";
+  ConvertOptions o;
+  o.model_dir = tiny;
+  o.out = test::temp_dir("convert_bpe") / "tiny.gguf";
+  o.type = "q4_0";
+  ASSERT_TRUE(convert_checkpoint(o).tokenizer);
+  GgufFile g(o.out);
+  EXPECT_EQ(g.get_string("tokenizer.ggml.pre"), "qwen2");
+  EXPECT_TRUE(g.get_bool("tokenizer.ggml.add_bos_token", false));
+  const auto a = Tokenizer::load(tiny), b = Tokenizer::from_gguf(g);
+  for (const std::string text :
+       {"Hello world, 12345 tokens!", "  two  spaces\n\nand lines\t", "It's the key's value: 0x3F.",
+        "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x91\x8b", ""}) {
+    EXPECT_EQ(b->encode(text, true), a->encode(text, true)) << text;
+    EXPECT_EQ(b->decode(b->encode(text, false)), text);
+  }
+}
+
 TEST(Convert, BadCheckpointsAreOneClearError) {
   const fs::path dir = test::temp_dir("convert_bad");
   auto copy_tiny = [&](const std::string& name) {
