@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 
+#include "convert/convert_internal.h"
 #include "moa/attention/attention_spec.h"
 #include "moa/convert/convert.h"
 #include "moa/core/error.h"
@@ -341,6 +342,32 @@ TEST(Convert, ByteLevelBpeTokenizer) {
         "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x91\x8b", ""}) {
     EXPECT_EQ(b->encode(text, true), a->encode(text, true)) << text;
     EXPECT_EQ(b->decode(b->encode(text, false)), text);
+  }
+}
+
+// Real tokenizer.json files (Llama 3: pre llama-bpe; Qwen3: pre qwen2) as tokenizer.ggml.* keys:
+// the tokenizer read back gives the tokenizer.json ids, specials included.
+TEST(Convert, RealTokenizersRoundTrip) {
+  const fs::path dir = test::temp_dir("convert_tokenizers");
+  for (const char* name : {"llama3", "qwen3"}) {
+    SCOPED_TRACE(name);
+    const fs::path src = kData / "tokenizers" / name;
+    const auto a = Tokenizer::load(src);
+    ModelConfig c;
+    c.vocab = a->vocab_size();
+    GgufWriter w;
+    ASSERT_TRUE(conv::add_tokenizer_metadata(src, c, w, {}));
+    w.write(dir / (std::string(name) + ".gguf"));
+    GgufFile g(dir / (std::string(name) + ".gguf"));
+    EXPECT_EQ(g.get_string("tokenizer.ggml.pre"),
+              name == std::string("llama3") ? "llama-bpe" : "qwen2");
+    const auto b = Tokenizer::from_gguf(g);
+    EXPECT_EQ(b->bos_id(), a->bos_id());
+    for (const std::string text : {"Hello world, 12345 tokens!", "  two  spaces\n\nand lines\t",
+                                   "It's <|im_end|> the <|begin_of_text|> key's value: 0x3F.",
+                                   "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x91\x8b"}) {
+      EXPECT_EQ(b->encode(text, true), a->encode(text, true)) << text;
+    }
   }
 }
 
