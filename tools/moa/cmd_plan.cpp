@@ -14,6 +14,7 @@
 #include "moa/model/model.h"
 #include "moa/core/error.h"
 #include "moa/attention/plan.h"
+#include "moa/model/plan_gguf.h"
 
 namespace moa::cli {
 namespace {
@@ -27,6 +28,19 @@ struct PlanCheckOptions {
   std::vector<int64_t> lengths;
 };
 
+// --plan, or without it the plan embedded in -m F.gguf (moa.* keys).
+Plan load_plan(const PlanCheckOptions& o) {
+  if (!o.plan.empty()) return Plan::load(o.plan);
+  if (o.model_dir.empty() || !is_gguf_path(o.model_dir)) {
+    input_error("plan check: give --plan P.json (only a -m F.gguf file can carry its own plan)");
+  }
+  std::optional<Plan> p = embedded_plan(GgufFile(o.model_dir));
+  if (!p) {
+    input_error("{}: has no embedded plan (no moa.format key); give --plan P.json", o.model_dir);
+  }
+  return *p;
+}
+
 void run_plan_check(const PlanCheckOptions& o) {
   // The model's config: --config, or -m's config.json, or -m's GGUF metadata.
   std::filesystem::path config_path = o.config;
@@ -36,7 +50,7 @@ void run_plan_check(const PlanCheckOptions& o) {
   }
   ModelConfig cfg = o.config.empty() ? load_model_config(o.model_dir) : ModelConfig::load(config_path);
   AttentionShape shape{cfg.layers, cfg.heads, cfg.kv_heads};
-  Plan plan = Plan::load(o.plan);
+  Plan plan = load_plan(o);
   if (o.sink >= 0) {
     if (o.sink >= plan.min_cache()) {
       input_error("--sink: {} is not below the plan's min_cache {} (every head needs a window)",
@@ -135,8 +149,9 @@ void run_plan_check(const PlanCheckOptions& o) {
 
 void setup_plan_check(CLI::App& app) {
   auto o = std::make_shared<PlanCheckOptions>();
-  app.add_option("--plan", o->plan, "plan JSON (reference {alphas, betas} or moa-plan/1 form)")
-      ->required();
+  app.add_option("--plan", o->plan,
+                 "plan JSON (reference {alphas, betas} or moa-plan/1 form); default with -m "
+                 "F.gguf: the plan embedded in the file");
   auto* m = app.add_option("-m,--model", o->model_dir,
                            "model directory (its config.json) or .gguf file");
   auto* c = app.add_option("--config", o->config, "model config.json");

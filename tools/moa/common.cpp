@@ -146,4 +146,27 @@ int64_t peak_rss_bytes() {
   return int64_t(ru.ru_maxrss) * 1024;
 }
 
+void print_convert_progress(int64_t done, int64_t total, const std::string& name,
+                            const std::string& type) {
+  std::fprintf(stderr, "\r[%lld/%lld] %-40s %-5s", (long long)done, (long long)total, name.c_str(),
+               type.c_str());
+  if (done == total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+void print_convert_result(const ConvertResult& r, bool json) {
+  if (json) {
+    print_json({{"out", r.out.string()},
+                {"type", r.type},
+                {"tensors", r.tensors},
+                {"bytes", r.bytes},
+                {"tensor_types", r.tensor_types},
+                {"plan", r.plan},
+                {"tokenizer", r.tokenizer}});
+    return;
+  }
+  std::printf("%s: %s, %lld tensors, %llu bytes%s\n", r.out.string().c_str(), r.type.c_str(),
+              (long long)r.tensors, (unsigned long long)r.bytes, r.plan ? ", with plan" : "");
+}
+
 }  // namespace moa::cli

@@ -13,6 +13,7 @@
 #include "moa/model/model.h"
 #include "moa/compress/optimizer.h"
 #include "moa/attention/plan.h"
+#include "moa/convert/convert.h"
 
 namespace moa::cli {
 
@@ -43,6 +44,12 @@ std::string read_prompt(const std::string& text, const std::string& file);
 
 // Prints one JSON object on stdout (the only thing --json writes there).
 void print_json(const nlohmann::json& j);
+
+// convert / quantize: "[k/n] tensor TYPE" on stderr, and their result (one JSON object with
+// --json: out, type, tensors, bytes, tensor_types, plan, tokenizer).
+void print_convert_progress(int64_t done, int64_t total, const std::string& name,
+                            const std::string& type);
+void print_convert_result(const ConvertResult& r, bool json);
 
 int64_t current_rss_bytes();  // resident now (/proc/self/statm)
 int64_t peak_rss_bytes();
