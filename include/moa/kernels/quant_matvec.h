@@ -1,0 +1,54 @@
+// Matrix-vector products straight from ggml-quantised weight rows, for decode: y (rows) = W x
+// with W (rows, cols) stored row-major in a block type (quant.h). The activation x is quantised
+// once per call to 8-bit blocks (one f32 scale per block of 32 values, or of 256 for the K types,
+// with sums per 16 values) and every weight block is dotted with it in exact integer arithmetic;
+// only the per-block scales are combined in f32. matmul_ref (quant.h) is the oracle.
+//
+// Accuracy: x is replaced by d*q with |x - d*q| <= d/2 = amax/254 per block (amax: the block's
+// largest |x|), so |y - matmul_ref| <= sum_j |w_j| * amax(block of j) / 254 plus f32 rounding of
+// the block sums; tests/test_quant_kernels.cpp checks exactly that bound.
+//
+// Bit-for-bit: every ISA level computes the same integers per block and the same f32 combination
+// (one shared routine), so results are identical across levels and thread counts.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "moa/core/cpu.h"
+#include "moa/gguf/quant.h"
+
+namespace moa {
+
+// The types quant_matvec computes: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+bool quant_matvec_supported(GgmlType t);
+
+// x (cols) quantised to blocks of `block` (32 or 256) values: x[i] ~ d[i / block] * q[i];
+// sums[k] = sum of q[16k .. 16k+16).
+struct QuantizedActivation {
+  int64_t block = 32;
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> sums;
+};
+// The activation block a weight type is dotted with (32, or 256 for the K types).
+int64_t activation_block(GgmlType t);
+void quantize_activation(const float* x, int64_t cols, int64_t block, QuantizedActivation* out);
+
+// The level quant_matvec(t, ..., level) actually runs: the highest at or below `level` that has a
+// kernel for t.
+IsaLevel quant_kernel_level(GgmlType t, IsaLevel level);
+
+// y[r] = dot(W[r], x) for r < rows, W rows ggml_row_bytes(t, cols) bytes apart (cols a multiple
+// of t's block; MOA_CHECKed). Runs the rows over the OpenMP team when the matrix is large. `level`
+// above detected_isa() is MOA_CHECKed; the default is active_isa().
+void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
+                  float* y);
+void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
+                  float* y, IsaLevel level);
+
+// The same with x already quantised (to activation_block(t)): for T inputs through one weight.
+void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
+                  const QuantizedActivation& xq, float* y, IsaLevel level);
+
+}  // namespace moa

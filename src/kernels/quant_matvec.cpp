@@ -1,0 +1,163 @@
+// quant_matvec: quantise the activation once, pick the integer kernel of the ISA level once per
+// call, then per row: exact integer block dots (int_dot_<level>.cpp) and one shared f32
+// combination (below), so every level gives the same bits. CMakeLists.txt compiles this file
+// with -ffp-contract=off: fusing the combination into FMAs is legal but would make its rounding
+// depend on the compiler's choices.
+#include "moa/kernels/quant_matvec.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/int_dot.h"
+#include "moa/core/error.h"
+#include "moa/core/half.h"
+
+namespace moa {
+
+namespace {
+
+inline float half_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// Where a type keeps its f16 scale d and, for the types with an additive term, its f16 m (or
+// dmin); m_at < 0: none.
+struct Scales {
+  int d_at, m_at;
+  bool k_min;  // K type: the term is -dmin * msum; else +m * (activation sum)
+};
+Scales scales_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
+      return {0, 2, false};
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+      return {0, 2, true};
+    case GgmlType::kQ6_K:
+      return {208, -1, false};
+    default:
+      return {0, -1, false};
+  }
+}
+
+// y = sum_b d_b dx_b isum_b (+ the min term), blocks spread over 8 partial sums (b mod 8) so the
+// additions do not form one serial chain; the partials are added in a fixed tree.
+float combine(const Scales& s, const uint8_t* row, int64_t bytes, const QuantizedActivation& a,
+              int64_t nb, const int32_t* isum, const int32_t* msum) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + b * bytes;
+    const float dx = a.d[size_t(b)];
+    float c = (half_at(blk + s.d_at) * dx) * float(isum[b]);
+    if (s.m_at >= 0) {
+      const float m = half_at(blk + s.m_at) * dx;
+      if (s.k_min) {
+        c = c - m * float(msum[b]);
+      } else {
+        c = c + m * float(a.sums[size_t(2 * b)] + a.sums[size_t(2 * b + 1)]);
+      }
+    }
+    acc[b & 7] = acc[b & 7] + c;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+struct Picked {
+  kernels::IntRowFn fn = nullptr;
+  IsaLevel level = IsaLevel::kScalar;
+};
+
+// The highest level at or below `level` with a kernel for t.
+Picked pick(GgmlType t, IsaLevel level) {
+  const struct {
+    IsaLevel l;
+    kernels::IntRowFn (*table)(GgmlType);
+  } levels[] = {{IsaLevel::kAvx512Vnni, kernels::int_row_vnni},
+                {IsaLevel::kAvx512, kernels::int_row_avx512},
+                {IsaLevel::kAvx2, kernels::int_row_avx2},
+                {IsaLevel::kScalar, kernels::int_row_scalar}};
+  for (const auto& e : levels) {
+    if (int(e.l) > int(level)) continue;
+    if (kernels::IntRowFn f = e.table(t)) return {f, e.l};
+  }
+  return {};
+}
+
+}  // namespace
+
+bool quant_matvec_supported(GgmlType t) { return kernels::int_row_scalar(t) != nullptr; }
+
+int64_t activation_block(GgmlType t) {
+  return ggml_type_traits(uint32_t(t)).block == 256 ? 256 : 32;
+}
+
+IsaLevel quant_kernel_level(GgmlType t, IsaLevel level) { return pick(t, level).level; }
+
+void quantize_activation(const float* x, int64_t cols, int64_t block, QuantizedActivation* out) {
+  MOA_CHECK((block == 32 || block == 256) && cols % block == 0, "{} cols, block {}", cols, block);
+  out->block = block;
+  out->q.resize(size_t(cols));
+  out->d.resize(size_t(cols / block));
+  out->sums.resize(size_t(cols / 16));
+  for (int64_t b = 0; b < cols / block; ++b) {
+    const float* xb = x + b * block;
+    float amax = 0;
+    for (int64_t j = 0; j < block; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float id = amax > 0 ? 127.0f / amax : 0.0f;
+    out->d[size_t(b)] = amax / 127.0f;
+    for (int64_t j = 0; j < block; ++j) {
+      const float v = std::nearbyint(xb[j] * id);
+      out->q[size_t(b * block + j)] = int8_t(std::clamp(v, -127.0f, 127.0f));
+    }
+  }
+  for (int64_t k = 0; k < cols / 16; ++k) {
+    int32_t s = 0;
+    for (int j = 0; j < 16; ++j) s += out->q[size_t(16 * k + j)];
+    out->sums[size_t(k)] = s;
+  }
+}
+
+void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
+                  const QuantizedActivation& xq, float* y, IsaLevel level) {
+  MOA_CHECK(isa_available(level), "{} on a CPU with {}", isa_name(level), isa_name(detected_isa()));
+  const Picked p = pick(t, level);
+  const GgmlTypeTraits tr = ggml_type_traits(uint32_t(t));
+  MOA_CHECK(p.fn && cols % tr.block == 0 && xq.block == activation_block(t) &&
+                int64_t(xq.q.size()) == cols,
+            "{} x {} of {}", rows, cols, ggml_type_name(t));
+  const int64_t nb = cols / tr.block, rb = nb * tr.bytes;
+  const Scales sc = scales_of(t);
+#pragma omp parallel if (rows * cols >= (1 << 16))
+  {
+    // Per-thread block sums of one row; reused across calls.
+    static thread_local std::vector<int32_t> isum, msum;
+    isum.resize(size_t(nb));
+    msum.resize(size_t(nb));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* row = w + r * rb;
+      p.fn(row, xq, nb, isum.data(), msum.data());
+      y[r] = combine(sc, row, tr.bytes, xq, nb, isum.data(), msum.data());
+    }
+  }
+}
+
+void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
+                  float* y, IsaLevel level) {
+  static thread_local QuantizedActivation xq;
+  quantize_activation(x, cols, activation_block(t), &xq);
+  quant_matvec(t, w, rows, cols, xq, y, level);
+}
+
+void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
+                  float* y) {
+  quant_matvec(t, w, rows, cols, x, y, active_isa());
+}
+
+}  // namespace moa
