@@ -123,6 +123,33 @@ void quantize_activation(const float* x, int64_t cols, int64_t block, QuantizedA
   }
 }
 
+// x is replaced by d*q with d = amax/127 and q = round(x/d), so |x_j - d q_j| <= d/2 = amax_b/254
+// for j in block b, and the activation alone moves y by at most sum_j |w_j| amax_b / 254. On top
+// of it the f32 arithmetic: the stored scales multiplied in another order than the reference
+// dequantiser's (a few ulps per term, but of ds*q and dm separately for the K types, whose
+// difference can cancel), one product and sum per block, nb blocks summed in 8 partials: about
+// (nb / 8 + a few) ulps of sum_j |w_j| |x_j|; 1e-6 * (nb / 8 + 20) leaves a factor ~8 of room.
+std::vector<double> quant_matvec_error_bound(GgmlType t, const uint8_t* w, int64_t rows,
+                                             int64_t cols, const float* x) {
+  const int64_t blk = activation_block(t), nb = cols / ggml_type_traits(uint32_t(t)).block;
+  std::vector<double> amax(size_t(cols / blk), 0.0);
+  for (int64_t j = 0; j < cols; ++j) {
+    amax[size_t(j / blk)] = std::max(amax[size_t(j / blk)], double(std::fabs(x[j])));
+  }
+  std::vector<float> row(static_cast<size_t>(cols));
+  std::vector<double> bound(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row_ref(t, w + r * ggml_row_bytes(t, cols), cols, row.data());
+    double q = 0, f = 0;
+    for (int64_t j = 0; j < cols; ++j) {
+      q += std::fabs(row[size_t(j)]) * amax[size_t(j / blk)] / 254.0;
+      f += std::fabs(row[size_t(j)]) * std::fabs(x[j]);
+    }
+    bound[size_t(r)] = q * (1 + 1e-6) + 1e-6 * double(nb / 8 + 20) * f + 1e-30;
+  }
+  return bound;
+}
+
 void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
                   const QuantizedActivation& xq, float* y, IsaLevel level) {
   MOA_CHECK(isa_available(level), "{} on a CPU with {}", isa_name(level), isa_name(detected_isa()));

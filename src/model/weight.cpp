@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "moa/core/error.h"
+#include "moa/kernels/quant_matvec.h"
 
 namespace moa {
 
@@ -264,8 +265,14 @@ constexpr int64_t kGemmRowBlock = 16, kPadRowsBelow = 256;
 void matmul(const float* x, const Weight& W, const float* b, int64_t T, float* y) {
   const int64_t in = W.cols, out = W.rows;
   const int64_t Tp = (T + kGemmRowBlock - 1) / kGemmRowBlock * kGemmRowBlock;
-  if (W.dtype == DType::kQuant) {
-    // No quantised kernels yet: dequantised row panels through sgemm at every T.
+  if (W.dtype == DType::kQuant && T <= kSmallBatch) {
+    // Decode: integer dots straight from the blocks, one input row at a time (each call reads
+    // the weights once; below 8 rows that beats dequantising them for sgemm).
+    for (int64_t t = 0; t < T; ++t) {
+      quant_matvec(W.qtype, W.qdata.get(), out, in, x + t * in, y + t * out);
+    }
+  } else if (W.dtype == DType::kQuant) {
+    // Prefill: dequantised row panels through sgemm.
     gemm(x, W, T, y);
   } else if (T == 1) {
     matvec(x, W, y);

@@ -39,6 +39,11 @@ void quantize_activation(const float* x, int64_t cols, int64_t block, QuantizedA
 // kernel for t.
 IsaLevel quant_kernel_level(GgmlType t, IsaLevel level);
 
+// The bound above, per row: bound[r] >= |quant_matvec(..)[r] - matmul_ref(..)[r]| for this x and
+// W (tests and benchmarks check the kernels against it).
+std::vector<double> quant_matvec_error_bound(GgmlType t, const uint8_t* w, int64_t rows,
+                                             int64_t cols, const float* x);
+
 // y[r] = dot(W[r], x) for r < rows, W rows ggml_row_bytes(t, cols) bytes apart (cols a multiple
 // of t's block; MOA_CHECKed). Runs the rows over the OpenMP team when the matrix is large. `level`
 // above detected_isa() is MOA_CHECKed; the default is active_isa().
