@@ -75,7 +75,7 @@ void blocks32(const uint8_t* row, const QuantizedActivation& a, int64_t nb, int3
   }
   for (; b < nb; ++b) isum[b] = hsum_i32(lanes(row + b * kBytes, q + 32 * b));
   if (kOff) {
-    for (b = 0; b < nb; ++b) isum[b] -= kOff * (a.sums[size_t(2 * b)] + a.sums[size_t(2 * b + 1)]);
+    for (b = 0; b < nb; ++b) isum[b] -= kOff * a.block_sums[size_t(b)];
   }
 }
 
@@ -123,7 +123,10 @@ struct X86 {
             acc, Dot::scaled(hi, load256(q + 64 * c + 32), sc[2 * c + 1], sc[2 * c + 1]));
       }
       isum[b] = hsum_i32(acc);
-      msum[b] = k_min_sum(blk + 4, a.sums.data() + 16 * b);
+      const int32_t* s16 = a.sums.data() + 16 * b;
+      int32_t m = 0;
+      for (int i = 0; i < 8; ++i) m += mn[i] * (s16[2 * i] + s16[2 * i + 1]);
+      msum[b] = m;
     }
   }
   // Q6_K: per half h, ql[64h..+64) and qh[32h..+32) give 4 runs of 32 values (k = 0..3), each

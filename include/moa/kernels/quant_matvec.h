@@ -24,12 +24,13 @@ namespace moa {
 bool quant_matvec_supported(GgmlType t);
 
 // x (cols) quantised to blocks of `block` (32 or 256) values: x[i] ~ d[i / block] * q[i];
-// sums[k] = sum of q[16k .. 16k+16).
+// sums[k] = sum of q[16k .. 16k+16), block_sums[b] = sum of q over block b.
 struct QuantizedActivation {
   int64_t block = 32;
   std::vector<int8_t> q;
   std::vector<float> d;
   std::vector<int32_t> sums;
+  std::vector<int32_t> block_sums;
 };
 // The activation block a weight type is dotted with (32, or 256 for the K types).
 int64_t activation_block(GgmlType t);
