@@ -212,7 +212,8 @@ TEST(QuantKernels, ActivationCostReport) {
   }
 }
 
-// Weight::matmul routes quantised decode (T <= 8) through quant_matvec: the same bits, bias added.
+// Weight::matmul routes quantised decode (T <= 8) through quant_matmul: for each input row the
+// bits of quant_matvec on that row alone, bias added.
 TEST(QuantKernels, WeightMatmulDecode) {
   MOA_RANDOM_SEED(seed);
   std::mt19937 rng(static_cast<uint32_t>(seed));
@@ -222,7 +223,7 @@ TEST(QuantKernels, WeightMatmulDecode) {
     auto bytes = std::make_shared<std::vector<uint8_t>>(random_rows(t, rows, cols, rng));
     const Weight W =
         Weight::from_quant(t, std::shared_ptr<const uint8_t>(bytes, bytes->data()), rows, cols);
-    for (int64_t T : {1, 3}) {
+    for (int64_t T : {1, 3, 8}) {
       std::vector<float> x(size_t(T * cols)), b(static_cast<size_t>(rows)), y(size_t(T * rows));
       for (auto& v : x) v = nd(rng);
       for (auto& v : b) v = nd(rng);

@@ -179,14 +179,17 @@ std::vector<double> quant_matvec_error_bound(GgmlType t, const uint8_t* w, int64
   return bound;
 }
 
-void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
-                  const QuantizedActivation& xq, float* y, IsaLevel level) {
+void quant_matmul(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
+                  const QuantizedActivation* xs, int64_t T, float* y, IsaLevel level) {
   MOA_CHECK(isa_available(level), "{} on a CPU with {}", isa_name(level), isa_name(detected_isa()));
   const Picked p = pick(t, level);
   const GgmlTypeTraits tr = ggml_type_traits(uint32_t(t));
-  MOA_CHECK(p.fn && cols % tr.block == 0 && xq.block == activation_block(t) &&
-                int64_t(xq.q.size()) == cols,
-            "{} x {} of {}", rows, cols, ggml_type_name(t));
+  MOA_CHECK(p.fn && cols % tr.block == 0, "{} x {} of {}", rows, cols, ggml_type_name(t));
+  for (int64_t i = 0; i < T; ++i) {
+    MOA_CHECK(xs[i].block == activation_block(t) && int64_t(xs[i].q.size()) == cols,
+              "input {}: {} values in blocks of {} for {} x {} {}", i, xs[i].q.size(), xs[i].block,
+              rows, cols, ggml_type_name(t));
+  }
   const int64_t nb = cols / tr.block, rb = nb * tr.bytes;
   const Scales sc = scales_of(t);
 #pragma omp parallel if (rows * cols >= (1 << 16))
@@ -198,22 +201,27 @@ void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const uint8_t* row = w + r * rb;
-      p.fn(row, xq, nb, isum.data(), msum.data());
-      y[r] = combine(sc, row, tr.bytes, xq, nb, isum.data(), msum.data());
+      for (int64_t i = 0; i < T; ++i) {
+        p.fn(row, xs[i], nb, isum.data(), msum.data());
+        y[i * rows + r] = combine(sc, row, tr.bytes, xs[i], nb, isum.data(), msum.data());
+      }
     }
   }
 }
 
-void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
-                  float* y, IsaLevel level) {
-  static thread_local QuantizedActivation xq;
-  quantize_activation(x, cols, activation_block(t), &xq);
-  quant_matvec(t, w, rows, cols, xq, y, level);
+void quant_matmul(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
+                  int64_t T, float* y, IsaLevel level) {
+  static thread_local std::vector<QuantizedActivation> xs;
+  if (int64_t(xs.size()) < T) xs.resize(size_t(T));
+  for (int64_t i = 0; i < T; ++i) {
+    quantize_activation(x + i * cols, cols, activation_block(t), &xs[size_t(i)]);
+  }
+  quant_matmul(t, w, rows, cols, xs.data(), T, y, level);
 }
 
 void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
-                  float* y) {
-  quant_matvec(t, w, rows, cols, x, y, active_isa());
+                  float* y, IsaLevel level) {
+  quant_matmul(t, w, rows, cols, x, 1, y, level);
 }
 
 }  // namespace moa

@@ -266,11 +266,8 @@ void matmul(const float* x, const Weight& W, const float* b, int64_t T, float* y
   const int64_t in = W.cols, out = W.rows;
   const int64_t Tp = (T + kGemmRowBlock - 1) / kGemmRowBlock * kGemmRowBlock;
   if (W.dtype == DType::kQuant && T <= kSmallBatch) {
-    // Decode: integer dots straight from the blocks, one input row at a time (each call reads
-    // the weights once; below 8 rows that beats dequantising them for sgemm).
-    for (int64_t t = 0; t < T; ++t) {
-      quant_matvec(W.qtype, W.qdata.get(), out, in, x + t * in, y + t * out);
-    }
+    // Decode: integer dots straight from the blocks, the weights read once for all T rows.
+    quant_matmul(W.qtype, W.qdata.get(), out, in, x, T, y);
   } else if (W.dtype == DType::kQuant) {
     // Prefill: dequantised row panels through sgemm.
     gemm(x, W, T, y);

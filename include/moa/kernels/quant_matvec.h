@@ -49,12 +49,14 @@ std::vector<double> quant_matvec_error_bound(GgmlType t, const uint8_t* w, int64
 // of t's block; MOA_CHECKed). Runs the rows over the OpenMP team when the matrix is large. `level`
 // above detected_isa() is MOA_CHECKed; the default is active_isa().
 void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
-                  float* y);
-void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
-                  float* y, IsaLevel level);
+                  float* y, IsaLevel level = active_isa());
 
-// The same with x already quantised (to activation_block(t)): for T inputs through one weight.
-void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
-                  const QuantizedActivation& xq, float* y, IsaLevel level);
+// Y (T, rows) = X (T, cols) W^T, the T inputs quantised once each: every weight row is dotted
+// with all T while it sits in L1, so the weights are read once (decode of a batch). Row r of
+// input i has the bits quant_matvec gives for that input alone.
+void quant_matmul(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
+                  int64_t T, float* y, IsaLevel level = active_isa());
+void quant_matmul(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
+                  const QuantizedActivation* xs, int64_t T, float* y, IsaLevel level);
 
 }  // namespace moa
