@@ -162,7 +162,19 @@ TEST(GgufModel, MixedQuantComputesItsDequantisedWeights) {
   const auto ids = test_ids(q.cfg.vocab, 20);
   const auto want = all_logits(ref, ids);
   EXPECT_TRUE(test::all_close(all_logits(q, ids), want, 1e-3, 1e-3));
-  EXPECT_TRUE(test::all_close(decode_logits(q, ids), want, 1e-3, 1e-3));
+  // Decode runs the quantised matrices with 8-bit activations (moa/kernels/quant_matvec.h): each
+  // matvec errs by ~0.5% rms of its output, and the errors compound over the layers, so the check
+  // is the relative L2 error of the logits: 0.032 measured on this random 2-layer model (the
+  // inputs are fixed, so it does not vary between runs); a wrong block layout errs by tens of
+  // percent.
+  const auto dec = decode_logits(q, ids);
+  double dn = 0, dd = 0;
+  for (size_t k = 0; k < want.size(); ++k) {
+    dn += (dec[k] - want[k]) * (dec[k] - want[k]);
+    dd += want[k] * want[k];
+  }
+  std::printf("decode logits (8-bit activations): relative L2 error %.4f\n", std::sqrt(dn / dd));
+  EXPECT_LT(std::sqrt(dn / dd), 0.05);
   // And it is still the f32 checkpoint's model, up to quantisation error: with 4-bit MLP weights
   // (step ~ block range / 15) this random model's logits move by 21% of their norm (measured).
   const auto exact = all_logits(st, ids);
