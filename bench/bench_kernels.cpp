@@ -235,7 +235,8 @@ std::vector<uint8_t> random_quant_rows(GgmlType t, int64_t rows, int64_t cols) {
   return w;
 }
 
-void bm_quant_matvec(benchmark::State& st, GgmlType t, IsaLevel level) {
+// f32act: quant_matvec_f32 (x kept in f32, rows dequantised) instead of the 8-bit kernels.
+void bm_quant_matvec(benchmark::State& st, GgmlType t, IsaLevel level, bool f32act) {
   const int64_t rows = st.range(0), cols = st.range(1);
   if (!moa::isa_available(level)) return st.SkipWithError("this CPU lacks the level");
   const std::vector<uint8_t> w = random_quant_rows(t, rows, cols);
@@ -243,7 +244,14 @@ void bm_quant_matvec(benchmark::State& st, GgmlType t, IsaLevel level) {
   std::normal_distribution<float> nd(0, 1);
   std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
   for (auto& v : x) v = nd(rng);
-  moa::quant_matvec(t, w.data(), rows, cols, x.data(), y.data(), level);
+  auto run = [&] {
+    if (f32act) {
+      moa::quant_matvec_f32(t, w.data(), rows, cols, x.data(), y.data(), level);
+    } else {
+      moa::quant_matvec(t, w.data(), rows, cols, x.data(), y.data(), level);
+    }
+  };
+  run();
   const int64_t check = std::min<int64_t>(rows, 32);
   std::vector<float> ref(static_cast<size_t>(check));
   moa::matmul_ref(x.data(), t, w.data(), check, cols, nullptr, 1, ref.data());
@@ -254,20 +262,25 @@ void bm_quant_matvec(benchmark::State& st, GgmlType t, IsaLevel level) {
     }
   }
   for (auto _ : st) {
-    moa::quant_matvec(t, w.data(), rows, cols, x.data(), y.data(), level);
+    run();
     benchmark::DoNotOptimize(y.data());
   }
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(w.size()));
-  st.SetLabel(moa::isa_name(moa::quant_kernel_level(t, level)));
+  st.SetLabel(f32act ? "f32 activations" : moa::isa_name(moa::quant_kernel_level(t, level)));
 }
 
 // One benchmark per type and level, each over the three 1B shapes (attention/MLP rows).
 const int kRegistered = [] {
   for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,
                      GgmlType::kQ5_1, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
-    for (IsaLevel l : {IsaLevel::kScalar, IsaLevel::kAvx2, IsaLevel::kAvx512Vnni}) {
-      const std::string name = "BM_QuantMatvec/" + moa::ggml_type_name(t) + "/" + moa::isa_name(l);
-      benchmark::RegisterBenchmark(name.c_str(), bm_quant_matvec, t, l)
+    for (int v = 0; v < 4; ++v) {
+      // scalar, avx2, avx512_vnni, then the f32-activation variant at the best level
+      const IsaLevel l = v == 0   ? IsaLevel::kScalar
+                         : v == 1 ? IsaLevel::kAvx2
+                                  : moa::detected_isa();
+      const std::string name = "BM_QuantMatvec/" + moa::ggml_type_name(t) + "/" +
+                               (v == 3 ? std::string("f32act") : moa::isa_name(l));
+      benchmark::RegisterBenchmark(name.c_str(), bm_quant_matvec, t, l, v == 3)
           ->Args({2048, 2048})
           ->Args({8192, 2048})
           ->Args({2048, 8192})

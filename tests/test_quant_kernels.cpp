@@ -185,6 +185,49 @@ TEST(QuantKernels, ExactActivationMatchesReferenceClosely) {
   }
 }
 
+// The AVX2 dequantisers (prefill's panels, the f32-activation matvec) give the reference's bits.
+TEST(QuantKernels, DequantizeRowIsTheReference) {
+  MOA_RANDOM_SEED(seed);
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  for (GgmlType t : kTypes) {
+    const int64_t n = 5 * ggml_type_traits(uint32_t(t)).block;
+    const std::vector<uint8_t> w = random_rows(t, 3, n, rng);
+    std::vector<float> want(size_t(3 * n)), got(want.size());
+    for (int64_t r = 0; r < 3; ++r) {
+      dequantize_row_ref(t, w.data() + r * ggml_row_bytes(t, n), n, want.data() + r * n);
+    }
+    for (IsaLevel l : kLevels) {
+      if (!isa_available(l)) continue;
+      for (int64_t r = 0; r < 3; ++r) {
+        dequantize_row(t, w.data() + r * ggml_row_bytes(t, n), n, got.data() + r * n, l);
+      }
+      EXPECT_TRUE(same_bits(got, want)) << ggml_type_name(t) << " " << isa_name(l);
+    }
+  }
+}
+
+// The f32-activation variant: only f32 rounding away from matmul_ref.
+TEST(QuantKernels, F32ActivationMatvec) {
+  MOA_RANDOM_SEED(seed);
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  for (GgmlType t : kTypes) {
+    const int64_t rows = 37, cols = 9 * ggml_type_traits(uint32_t(t)).block;
+    const std::vector<uint8_t> w = random_rows(t, rows, cols, rng);
+    const std::vector<float> x = random_x(cols, rng);
+    std::vector<float> ref(static_cast<size_t>(rows)), y(static_cast<size_t>(rows)),
+        row(static_cast<size_t>(cols));
+    matmul_ref(x.data(), t, w.data(), rows, cols, nullptr, 1, ref.data());
+    std::vector<double> tol(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row_ref(t, w.data() + r * ggml_row_bytes(t, cols), cols, row.data());
+      for (int64_t j = 0; j < cols; ++j)
+        tol[size_t(r)] += 1e-6 * std::fabs(row[size_t(j)] * x[size_t(j)]);
+    }
+    quant_matvec_f32(t, w.data(), rows, cols, x.data(), y.data());
+    EXPECT_TRUE(within_bound(y, ref, tol)) << ggml_type_name(t);
+  }
+}
+
 // What the 8-bit activation costs, on a 1B-shaped row set (256 x 2048, random blocks, normal x):
 // the error relative to the reference's scale. Printed for docs; the bound test above is the check.
 TEST(QuantKernels, ActivationCostReport) {

@@ -224,4 +224,38 @@ void quant_matvec(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, cons
   quant_matmul(t, w, rows, cols, x, 1, y, level);
 }
 
+namespace {
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  alignas(32) float p[8];
+  _mm256_store_ps(p, _mm256_add_ps(s0, s1));
+  float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
+
+void quant_matvec_f32(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
+                      float* y, IsaLevel level) {
+  MOA_CHECK(isa_available(level), "{} on a CPU with {}", isa_name(level), isa_name(detected_isa()));
+  const int64_t rb = ggml_row_bytes(t, cols);
+#pragma omp parallel if (rows * cols >= (1 << 16))
+  {
+    static thread_local std::vector<float> row;  // one dequantised row, reused across calls
+    row.resize(size_t(cols));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row(t, w + r * rb, cols, row.data(), level);
+      y[r] = dot_f32(row.data(), x, cols);
+    }
+  }
+}
+
 }  // namespace moa

@@ -59,4 +59,15 @@ void quant_matmul(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, cons
 void quant_matmul(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
                   const QuantizedActivation* xs, int64_t T, float* y, IsaLevel level);
 
+// dequantize_row_ref's values, bit for bit, with AVX2 (level >= kAvx2; other types and levels go
+// through the reference): for prefill's f32 panels and the f32-activation matvec.
+void dequantize_row(GgmlType t, const uint8_t* src, int64_t n, float* out,
+                    IsaLevel level = active_isa());
+
+// y[r] = dot(W[r], x) with x kept in f32: each row dequantised (dequantize_row) into a buffer in
+// L1 and dotted in f32. The variant without the 8-bit activation's error (|y - matmul_ref| is f32
+// rounding only), at the price of converting every weight to f32.
+void quant_matvec_f32(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols, const float* x,
+                      float* y, IsaLevel level = active_isa());
+
 }  // namespace moa

@@ -3,8 +3,8 @@
 // bound, so half-width weights halve the time), prefill converts row panels to f32 and calls
 // sgemm. Block-quantised weights (dtype kQuant) stay in the GGUF mapping; decode (T <= 8) runs
 // the integer kernels of moa/kernels/quant_matvec.h (activation quantised to 8 bits, checked
-// against matmul_ref), prefill dequantises row panels through the reference dequantisers
-// (quant.h) before sgemm.
+// against matmul_ref), prefill dequantises row panels (dequantize_row: the reference
+// dequantisers' values, bit for bit) before sgemm.
 #pragma once
 
 #include <cstdint>
