@@ -255,6 +255,23 @@ TEST(QuantKernels, ActivationCostReport) {
   }
 }
 
+// set_isa_cap lowers the level the default arguments (and so Weight::matmul) use; the bits stay.
+TEST(QuantKernels, IsaCapLowersTheActiveLevel) {
+  MOA_RANDOM_SEED(seed);
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  const int64_t rows = 33, cols = 512;
+  const std::vector<uint8_t> w = random_rows(GgmlType::kQ4_K, rows, cols, rng);
+  const std::vector<float> x = random_x(cols, rng);
+  std::vector<float> low(static_cast<size_t>(rows)), top(static_cast<size_t>(rows));
+  set_isa_cap(IsaLevel::kScalar);
+  EXPECT_EQ(active_isa(), IsaLevel::kScalar);
+  quant_matvec(GgmlType::kQ4_K, w.data(), rows, cols, x.data(), low.data());
+  set_isa_cap(IsaLevel::kAvx512Vnni);
+  EXPECT_EQ(active_isa(), detected_isa());
+  quant_matvec(GgmlType::kQ4_K, w.data(), rows, cols, x.data(), top.data());
+  EXPECT_TRUE(same_bits(low, top));
+}
+
 // Weight::matmul routes quantised decode (T <= 8) through quant_matmul: for each input row the
 // bits of quant_matvec on that row alone, bias added.
 TEST(QuantKernels, WeightMatmulDecode) {

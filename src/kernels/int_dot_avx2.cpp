@@ -7,6 +7,11 @@ namespace moa::kernels {
 namespace {
 
 struct Avx2Dot {
+  // Q8_0: |w| against x with w's sign moved onto it (pairs stay below int16 saturation).
+  static constexpr int kQ8Off = 0;
+  static __m256i q8(__m256i w, __m256i x) {
+    return dot(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+  }
   static __m256i dot(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
   }

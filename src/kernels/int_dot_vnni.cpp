@@ -8,6 +8,12 @@ namespace moa::kernels {
 namespace {
 
 struct VnniDot {
+  // Q8_0: w + 128 (the sign bit flipped) as u8 against x, then 128 * sum(x) taken off: one xor
+  // instead of abs + sign.
+  static constexpr int kQ8Off = 128;
+  static __m256i q8(__m256i w, __m256i x) {
+    return dot(_mm256_xor_si256(w, _mm256_set1_epi8(char(0x80))), x);
+  }
   static __m256i dot(__m256i u, __m256i s) {
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
   }

@@ -4,8 +4,9 @@
 // here has internal linkage so that each file keeps the code its own flags produced.
 //
 // Overflow: maddubs adds two u8 x s8 products into int16 with saturation. Every use below keeps
-// the u8 side <= 63, except Q8_0's |w| <= 128: 2 * 128 * 127 = 32512 < 32767, and the activation
-// is clamped to [-127, 127], so no pair saturates and both policies give the same integers.
+// the u8 side <= 63, except AVX2's Q8_0 |w| <= 128: 2 * 128 * 127 = 32512 < 32767, and the
+// activation is clamped to [-127, 127], so no pair saturates and both policies give the same
+// integers. (vpdpbusd has no int16 step, so VNNI's Q8_0 can use w + 128 <= 255 instead.)
 #pragma once
 
 #include <immintrin.h>
@@ -81,12 +82,12 @@ void blocks32(const uint8_t* row, const QuantizedActivation& a, int64_t nb, int3
 
 template <class Dot>
 struct X86 {
+  // The instructions take u8 x s8 only; Dot::q8 chooses how the signed codes get there (and
+  // Dot::kQ8Off what that adds per unit of activation sum).
   static void q8_0(const uint8_t* row, const QuantizedActivation& a, int64_t nb, int32_t* isum,
                    int32_t*) {
-    // u8 x s8 only: |w| against q with w's sign moved onto it.
-    blocks32<kQ8_0Bytes, 0>(row, a, nb, isum, [](const uint8_t* blk, const int8_t* q) {
-      const __m256i w = load256(blk + 2), x = load256(q);
-      return Dot::dot(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    blocks32<kQ8_0Bytes, Dot::kQ8Off>(row, a, nb, isum, [](const uint8_t* blk, const int8_t* q) {
+      return Dot::q8(load256(blk + 2), load256(q));
     });
   }
   template <int64_t kBytes, int kOff, int kQh, int kQs>
