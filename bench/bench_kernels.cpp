@@ -291,6 +291,40 @@ const int kRegistered = [] {
   return 0;
 }();
 
+// moa::matmul over a quantised weight at small T: up to 8 rows run quant_matmul (8-bit
+// integer dots, weights read once), from 9 the dequantised panels through sgemm; where the two
+// cross is what kSmallBatch in weight.cpp should be. Args: rows, cols, type id, T.
+void BM_QuantMatmulBatch(benchmark::State& st) {
+  const int64_t rows = st.range(0), cols = st.range(1), T = st.range(3);
+  const GgmlType t = GgmlType(st.range(2));
+  auto bytes = std::make_shared<std::vector<uint8_t>>(random_quant_rows(t, rows, cols));
+  const moa::Weight W =
+      moa::Weight::from_quant(t, std::shared_ptr<const uint8_t>(bytes, bytes->data()), rows, cols);
+  auto x = randn(size_t(T * cols), 2);
+  std::vector<float> y(size_t(T * rows)), ref(static_cast<size_t>(rows));
+  moa::matmul(x.data(), W, nullptr, T, y.data());
+  // The last input row against the reference, first 32 outputs (the 8-bit bound covers both
+  // paths: sgemm's f32 error is far inside it).
+  const float* xl = x.data() + (T - 1) * cols;
+  moa::matmul_ref(xl, t, bytes->data(), 32, cols, nullptr, 1, ref.data());
+  const auto bound = moa::quant_matvec_error_bound(t, bytes->data(), 32, cols, xl);
+  for (int64_t r = 0; r < 32; ++r) {
+    if (!(std::fabs(y[size_t((T - 1) * rows + r)] - ref[size_t(r)]) <= bound[size_t(r)])) {
+      return st.SkipWithError("quantised matmul disagrees with matmul_ref");
+    }
+  }
+  for (auto _ : st) {
+    moa::matmul(x.data(), W, nullptr, T, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(bytes->size()));
+}
+BENCHMARK(BM_QuantMatmulBatch)
+    ->ArgsProduct({{8192}, {2048}, {int64_t(GgmlType::kQ8_0), int64_t(GgmlType::kQ4_K)},
+                   {1, 2, 4, 8, 9, 16}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();
