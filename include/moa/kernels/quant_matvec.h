@@ -6,7 +6,13 @@
 //
 // Accuracy: x is replaced by d*q with |x - d*q| <= d/2 = amax/254 per block (amax: the block's
 // largest |x|), so |y - matmul_ref| <= sum_j |w_j| * amax(block of j) / 254 plus f32 rounding of
-// the block sums; tests/test_quant_kernels.cpp checks exactly that bound.
+// the block sums; tests/test_quant_kernels.cpp checks exactly that bound. Measured: on random
+// blocks and normal x the error is ~0.5% of rms(y) for the 32-blocks and ~0.8% for the K types
+// (QuantKernels.ActivationCostReport); on models/moa-tiny quantised by scripts/quantize_gguf.py,
+// decode (moa score --h2o 1-1/T, one token at a time) vs prefill (dequantised panels, f32
+// activations) moves the NLL by +0.0009 (Q8_0) and +0.0034 (Q4_0) nats/token on 2000 tokens of
+// English and +0.0069 / -0.0055 on a 1413-token LongEval prompt, against +0.073 for Q4_0's
+// weights themselves on the English text. quant_matvec_f32 is the variant without this error.
 //
 // Bit-for-bit: every ISA level computes the same integers per block and the same f32 combination
 // (one shared routine), so results are identical across levels and thread counts.
