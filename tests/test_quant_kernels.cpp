@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "moa/core/half.h"
@@ -111,6 +112,24 @@ TEST(QuantKernels, ActivationQuantisationBound) {
     for (size_t j = 0; j < x.size(); ++j) {
       const float d = a.d[j / size_t(block)];
       ASSERT_LE(std::fabs(x[j] - d * a.q[j]), d / 2 * (1 + 1e-6f) + 1e-30f) << "index " << j;
+    }
+  }
+}
+
+// A NaN or Inf in x makes every output NaN, as the f32 product would (no undefined conversion).
+TEST(QuantKernels, NonFiniteActivationGivesNaN) {
+  MOA_RANDOM_SEED(seed);
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
+    const int64_t rows = 5, cols = 512;
+    const std::vector<uint8_t> w = random_rows(t, rows, cols, rng);
+    for (float bad :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      std::vector<float> x = random_x(cols, rng), y(static_cast<size_t>(rows));
+      x[300] = bad;
+      quant_matvec(t, w.data(), rows, cols, x.data(), y.data());
+      for (int64_t r = 0; r < rows; ++r)
+        EXPECT_TRUE(std::isnan(y[size_t(r)])) << ggml_type_name(t) << " row " << r;
     }
   }
 }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/int_dot.h"
 #include "moa/core/error.h"
@@ -134,12 +135,23 @@ void quantize_activation(const float* x, int64_t cols, int64_t block, QuantizedA
   for (int64_t b = 0; b < cols / block; ++b) {
     const float* xb = x + b * block;
     float amax = 0;
-    for (int64_t j = 0; j < block; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    bool finite = true;
+    for (int64_t j = 0; j < block; ++j) {
+      amax = std::max(amax, std::fabs(xb[j]));
+      finite = finite && std::isfinite(xb[j]);
+    }
+    int8_t* q = out->q.data() + b * block;
+    if (!finite) {
+      // A NaN or Inf in the block: codes 0 and scale NaN, so every output it touches is NaN (as
+      // in f32) instead of an undefined float-to-int conversion.
+      out->d[size_t(b)] = std::numeric_limits<float>::quiet_NaN();
+      std::fill(q, q + block, int8_t(0));
+      continue;
+    }
     const float id = amax > 0 ? 127.0f / amax : 0.0f;
     out->d[size_t(b)] = amax / 127.0f;
     for (int64_t j = 0; j < block; ++j) {
-      const float v = std::nearbyint(xb[j] * id);
-      out->q[size_t(b * block + j)] = int8_t(std::clamp(v, -127.0f, 127.0f));
+      q[j] = int8_t(std::clamp(std::nearbyint(xb[j] * id), -127.0f, 127.0f));
     }
   }
   for (int64_t k = 0; k < cols / 16; ++k) {
