@@ -78,14 +78,19 @@ std::vector<float> random_x(int64_t cols, std::mt19937& rng) {
          << " (bound " << bound[size_t(first)] << "); max error / bound " << worst;
 }
 
+// Bit-for-bit equality; on failure the first differing index and the largest difference.
 ::testing::AssertionResult same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  int64_t first = -1;
+  double worst = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::memcmp(&a[i], &b[i], 4) != 0) {
-      return ::testing::AssertionFailure()
-             << "first differing row " << i << ": " << a[i] << " vs " << b[i];
-    }
+    if (std::memcmp(&a[i], &b[i], 4) == 0) continue;
+    if (first < 0) first = int64_t(i);
+    worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
   }
-  return ::testing::AssertionSuccess();
+  if (first < 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "first differing index " << first << ": " << a[size_t(first)] << " vs "
+         << b[size_t(first)] << "; max difference " << worst;
 }
 
 TEST(QuantKernels, LevelsOnThisCpu) {
