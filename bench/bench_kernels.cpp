@@ -1,6 +1,6 @@
 // Kernel micro benchmarks with the numbers a roofline needs: memory bandwidth (a streaming read),
-// weight matvec (f32 / bf16) and batched matmul, and decode attention over a dense vs a
-// sink+window cache (tiny and 1B shapes). Each kernel is checked against a plain computation
+// weight matvec (f32 / bf16; quantised types per ISA level) and batched matmul, and decode
+// attention over a dense vs a sink+window cache (tiny and 1B shapes). Each kernel is checked against a plain computation
 // once before it is timed.
 //   build/bin/bench_kernels --benchmark_filter=... --benchmark_format=json
 #include <benchmark/benchmark.h>
@@ -9,10 +9,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
+#include <string>
 
 #include "moa/attention/attention.h"
 #include "moa/attention/kv_cache.h"
+#include "moa/core/half.h"
+#include "moa/kernels/quant_matvec.h"
 #include "moa/model/weight.h"
 
 namespace {
@@ -202,6 +206,124 @@ void BM_DecodeStepAttention1B(benchmark::State& st) { decode_step_attention(st, 
 BENCHMARK(BM_DecodeStepAttention1B)
     ->ArgsProduct({{8192, 32000}, {50, 25}, {0, 1}, {2}})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Quantised decode matvec (moa/kernels/quant_matvec.h) on the Llama-3.2-1B matrix shapes, per
+// type and ISA level, in GB/s of weight bytes read (the label names the level that ran). Checked
+// against matmul_ref (within quant_matvec_error_bound, first 32 rows) before timing.
+//   build/bin/bench_kernels --benchmark_filter=BM_QuantMatvec/Q4_K
+using moa::GgmlType;
+using moa::IsaLevel;
+
+// Random blocks with finite f16 scales (every code byte random).
+std::vector<uint8_t> random_quant_rows(GgmlType t, int64_t rows, int64_t cols) {
+  const moa::GgmlTypeTraits tr = moa::ggml_type_traits(uint32_t(t));
+  std::vector<uint8_t> w(size_t(rows * moa::ggml_row_bytes(t, cols)));
+  std::mt19937 rng(1);
+  for (auto& v : w) v = uint8_t(rng());
+  std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
+  const int d_at = t == GgmlType::kQ6_K ? 208 : 0;
+  const bool has_min =
+      t == GgmlType::kQ4_1 || t == GgmlType::kQ5_1 || t == GgmlType::kQ4_K || t == GgmlType::kQ5_K;
+  for (size_t b = 0; b < w.size() / size_t(tr.bytes); ++b) {
+    uint8_t* blk = w.data() + b * size_t(tr.bytes);
+    for (int at : {d_at, has_min ? 2 : -1}) {
+      if (at < 0) continue;
+      const uint16_t h = moa::f32_to_f16(scale(rng));
+      std::memcpy(blk + at, &h, 2);
+    }
+  }
+  return w;
+}
+
+// f32act: quant_matvec_f32 (x kept in f32, rows dequantised) instead of the 8-bit kernels.
+void bm_quant_matvec(benchmark::State& st, GgmlType t, IsaLevel level, bool f32act) {
+  const int64_t rows = st.range(0), cols = st.range(1);
+  if (!moa::isa_available(level)) return st.SkipWithError("this CPU lacks the level");
+  const std::vector<uint8_t> w = random_quant_rows(t, rows, cols);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+  for (auto& v : x) v = nd(rng);
+  auto run = [&] {
+    if (f32act) {
+      moa::quant_matvec_f32(t, w.data(), rows, cols, x.data(), y.data(), level);
+    } else {
+      moa::quant_matvec(t, w.data(), rows, cols, x.data(), y.data(), level);
+    }
+  };
+  run();
+  const int64_t check = std::min<int64_t>(rows, 32);
+  std::vector<float> ref(static_cast<size_t>(check));
+  moa::matmul_ref(x.data(), t, w.data(), check, cols, nullptr, 1, ref.data());
+  const auto bound = moa::quant_matvec_error_bound(t, w.data(), check, cols, x.data());
+  for (int64_t r = 0; r < check; ++r) {
+    if (!(std::fabs(y[size_t(r)] - ref[size_t(r)]) <= bound[size_t(r)])) {
+      return st.SkipWithError("quant_matvec disagrees with matmul_ref");
+    }
+  }
+  for (auto _ : st) {
+    run();
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(w.size()));
+  st.SetLabel(f32act ? "f32 activations" : moa::isa_name(moa::quant_kernel_level(t, level)));
+}
+
+// One benchmark per type and level, each over the three 1B shapes (attention/MLP rows).
+const int kRegistered = [] {
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,
+                     GgmlType::kQ5_1, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    for (int v = 0; v < 4; ++v) {
+      // scalar, avx2, avx512_vnni, then the f32-activation variant at the best level
+      const IsaLevel l = v == 0   ? IsaLevel::kScalar
+                         : v == 1 ? IsaLevel::kAvx2
+                                  : moa::detected_isa();
+      const std::string name = "BM_QuantMatvec/" + moa::ggml_type_name(t) + "/" +
+                               (v == 3 ? std::string("f32act") : moa::isa_name(l));
+      benchmark::RegisterBenchmark(name.c_str(), bm_quant_matvec, t, l, v == 3)
+          ->Args({2048, 2048})
+          ->Args({8192, 2048})
+          ->Args({2048, 8192})
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    }
+  }
+  return 0;
+}();
+
+// moa::matmul over a quantised weight at small T: up to 8 rows run quant_matmul (8-bit
+// integer dots, weights read once), from 9 the dequantised panels through sgemm; where the two
+// cross is what kSmallBatch in weight.cpp should be. Args: rows, cols, type id, T.
+void BM_QuantMatmulBatch(benchmark::State& st) {
+  const int64_t rows = st.range(0), cols = st.range(1), T = st.range(3);
+  const GgmlType t = GgmlType(st.range(2));
+  auto bytes = std::make_shared<std::vector<uint8_t>>(random_quant_rows(t, rows, cols));
+  const moa::Weight W =
+      moa::Weight::from_quant(t, std::shared_ptr<const uint8_t>(bytes, bytes->data()), rows, cols);
+  auto x = randn(size_t(T * cols), 2);
+  std::vector<float> y(size_t(T * rows)), ref(static_cast<size_t>(rows));
+  moa::matmul(x.data(), W, nullptr, T, y.data());
+  // The last input row against the reference, first 32 outputs (the 8-bit bound covers both
+  // paths: sgemm's f32 error is far inside it).
+  const float* xl = x.data() + (T - 1) * cols;
+  moa::matmul_ref(xl, t, bytes->data(), 32, cols, nullptr, 1, ref.data());
+  const auto bound = moa::quant_matvec_error_bound(t, bytes->data(), 32, cols, xl);
+  for (int64_t r = 0; r < 32; ++r) {
+    if (!(std::fabs(y[size_t((T - 1) * rows + r)] - ref[size_t(r)]) <= bound[size_t(r)])) {
+      return st.SkipWithError("quantised matmul disagrees with matmul_ref");
+    }
+  }
+  for (auto _ : st) {
+    moa::matmul(x.data(), W, nullptr, T, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(bytes->size()));
+}
+BENCHMARK(BM_QuantMatmulBatch)
+    ->ArgsProduct({{8192}, {2048}, {int64_t(GgmlType::kQ8_0), int64_t(GgmlType::kQ4_K)},
+                   {1, 2, 4, 8, 9, 16}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -15,6 +15,7 @@
 #include "moa/core/file_io.h"
 #include "moa/model/forward.h"
 #include "moa/gguf/gguf.h"
+#include "moa/kernels/quant_matvec.h"
 #include "moa/model/model.h"
 #include "test_util.h"
 
@@ -161,7 +162,19 @@ TEST(GgufModel, MixedQuantComputesItsDequantisedWeights) {
   const auto ids = test_ids(q.cfg.vocab, 20);
   const auto want = all_logits(ref, ids);
   EXPECT_TRUE(test::all_close(all_logits(q, ids), want, 1e-3, 1e-3));
-  EXPECT_TRUE(test::all_close(decode_logits(q, ids), want, 1e-3, 1e-3));
+  // Decode runs the quantised matrices with 8-bit activations (moa/kernels/quant_matvec.h): each
+  // matvec errs by ~0.5% rms of its output, and the errors compound over the layers, so the check
+  // is the relative L2 error of the logits: 0.032 measured on this random 2-layer model (the
+  // inputs are fixed, so it does not vary between runs); a wrong block layout errs by tens of
+  // percent.
+  const auto dec = decode_logits(q, ids);
+  double dn = 0, dd = 0;
+  for (size_t k = 0; k < want.size(); ++k) {
+    dn += (dec[k] - want[k]) * (dec[k] - want[k]);
+    dd += want[k] * want[k];
+  }
+  std::printf("decode logits (8-bit activations): relative L2 error %.4f\n", std::sqrt(dn / dd));
+  EXPECT_LT(std::sqrt(dn / dd), 0.05);
   // And it is still the f32 checkpoint's model, up to quantisation error: with 4-bit MLP weights
   // (step ~ block range / 15) this random model's logits move by 21% of their norm (measured).
   const auto exact = all_logits(st, ids);
@@ -175,7 +188,8 @@ TEST(GgufModel, MixedQuantComputesItsDequantisedWeights) {
   EXPECT_LT(std::sqrt(num / den), 0.35);
 }
 
-// Matmul over every computable block type against matmul_ref, T = 1 (decode) and T > 8 (gemm).
+// Matmul over every computable block type against matmul_ref, T = 1 and 3 (decode kernels, 8-bit
+// activations) and T > 8 (dequantised panels through sgemm).
 TEST(GgufModel, QuantWeightMatmulMatchesReference) {
   GgufFile types(fs::path(MOA_TEST_DATA) / "gguf" / "types.gguf");
   const uint64_t seed = std::random_device{}();
@@ -196,7 +210,21 @@ TEST(GgufModel, QuantWeightMatmulMatchesReference) {
       std::vector<float> y(size_t(T * w.rows)), want(y.size());
       matmul(x.data(), w, bias.data(), T, y.data());
       matmul_ref(x.data(), t.type(), t.data, w.rows, w.cols, bias.data(), T, want.data());
-      EXPECT_TRUE(test::all_close(y, want, 1e-4, 1e-4)) << "T=" << T;
+      if (T > 8) {
+        EXPECT_TRUE(test::all_close(y, want, 1e-4, 1e-4)) << "T=" << T;
+        continue;
+      }
+      // Decode runs the kernels with 8-bit activations: within their stated bound (plus the
+      // rounding of the bias addition).
+      for (int64_t i = 0; i < T; ++i) {
+        const auto bound = quant_matvec_error_bound(t.type(), t.data, w.rows, w.cols,
+                                                    x.data() + i * w.cols);
+        for (int64_t r = 0; r < w.rows; ++r) {
+          const size_t k = size_t(i * w.rows + r);
+          ASSERT_LE(std::fabs(double(y[k]) - want[k]), bound[size_t(r)] + 1e-6 * std::fabs(want[k]))
+              << "T=" << T << " input " << i << " row " << r;
+        }
+      }
     }
   }
 }

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "moa/core/error.h"
+#include "moa/kernels/quant_matvec.h"
 
 namespace moa {
 
@@ -78,7 +79,7 @@ void convert_rows(const Weight& W, int64_t r0, int64_t n, float* out) {
     const int64_t rb = W.row_bytes();
     const uint8_t* src = W.qdata.get() + r0 * rb;
 #pragma omp parallel for schedule(static) if (n * C >= (1 << 16))
-    for (int64_t r = 0; r < n; ++r) dequantize_row_ref(W.qtype, src + r * rb, C, out + r * C);
+    for (int64_t r = 0; r < n; ++r) dequantize_row(W.qtype, src + r * rb, C, out + r * C);
     return;
   }
   const uint16_t* src = W.half.data() + r0 * C;
@@ -264,8 +265,11 @@ constexpr int64_t kGemmRowBlock = 16, kPadRowsBelow = 256;
 void matmul(const float* x, const Weight& W, const float* b, int64_t T, float* y) {
   const int64_t in = W.cols, out = W.rows;
   const int64_t Tp = (T + kGemmRowBlock - 1) / kGemmRowBlock * kGemmRowBlock;
-  if (W.dtype == DType::kQuant) {
-    // No quantised kernels yet: dequantised row panels through sgemm at every T.
+  if (W.dtype == DType::kQuant && T <= kSmallBatch) {
+    // Decode: integer dots straight from the blocks, the weights read once for all T rows.
+    quant_matmul(W.qtype, W.qdata.get(), out, in, x, T, y);
+  } else if (W.dtype == DType::kQuant) {
+    // Prefill: row panels dequantised (AVX2, the reference's bits) through sgemm.
     gemm(x, W, T, y);
   } else if (T == 1) {
     matvec(x, W, y);

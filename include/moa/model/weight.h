@@ -1,9 +1,10 @@
 // A weight matrix kept in its checkpoint dtype (F32, BF16 or F16, or a ggml block type from a
 // GGUF file). Compute is always f32: decode multiplies straight from the stored bytes (memory
 // bound, so half-width weights halve the time), prefill converts row panels to f32 and calls
-// sgemm. Block-quantised weights (dtype kQuant) stay in the GGUF mapping and are dequantised row
-// panel by row panel through the reference dequantisers (quant.h) before sgemm; fast quantised
-// kernels, checked against those references, are still to come.
+// sgemm. Block-quantised weights (dtype kQuant) stay in the GGUF mapping; decode (T <= 8) runs
+// the integer kernels of moa/kernels/quant_matvec.h (activation quantised to 8 bits, checked
+// against matmul_ref), prefill dequantises row panels (dequantize_row: the reference
+// dequantisers' values, bit for bit) before sgemm.
 #pragma once
 
 #include <cstdint>
