@@ -216,5 +216,62 @@ TEST(ConvertCli, JsonProgressAndErrors) {
   }
 }
 
+// A plan embedded by convert is the default attention of score, generate and eval; --dense or
+// another attention option overrides it.
+TEST(PlanGguf, EmbeddedPlanIsHonoured) {
+  const fs::path dir = test::temp_dir("embedded_plan");
+  Plan plan = Plan::uniform(2, 4, 0.0, 0.25);
+  plan.set_params(4, 8, 16);  // at 100 tokens: caches of 32, far from dense
+  plan.save(dir / "plan.json");
+  auto r = test::run_moa("convert -m " + kTiny.string() + " --out " + (dir / "e.gguf").string() +
+                         " --type f32 --plan " + (dir / "plan.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::string ids;
+  for (int k = 0; k < 100; ++k) ids += std::to_string((k * 37 + 11) % 256) + " ";
+  write_text_atomic(dir / "ids.txt", ids);
+  const std::string e = (dir / "e.gguf").string(), idf = " --ids " + (dir / "ids.txt").string();
+  auto nll = [&](const std::string& args) {
+    auto res = test::run_moa("score " + args + " --kv-type f32 --json");
+    EXPECT_EQ(res.status, 0) << args << ": " << res.err;
+    return nlohmann::json::parse(res.status == 0 ? res.out : "{\"nll_per_token\": []}")["nll_per_token"]
+        .get<std::vector<double>>();
+  };
+  const std::vector<double> embedded = nll("-m " + e + idf);
+  const std::vector<double> given = nll("-m " + e + idf + " --plan " + (dir / "plan.json").string());
+  const std::vector<double> dense = nll("-m " + e + idf + " --dense");
+  const std::vector<double> checkpoint = nll("-m " + kTiny.string() + idf);
+  ASSERT_EQ(embedded.size(), 99u);
+  ASSERT_EQ(given.size(), 99u);
+  ASSERT_EQ(dense.size(), 99u);
+  ASSERT_EQ(checkpoint.size(), 99u);
+  double plan_vs_dense = 0;
+  for (size_t k = 0; k < embedded.size(); ++k) {
+    EXPECT_EQ(embedded[k], given[k]) << "token " << k + 1;
+    EXPECT_NEAR(dense[k], checkpoint[k], 1e-5) << "token " << k + 1;
+    plan_vs_dense = std::max(plan_vs_dense, std::fabs(embedded[k] - dense[k]));
+  }
+  EXPECT_GT(plan_vs_dense, 1e-4) << "the embedded plan changed nothing";
+  // generate keeps only the plan's caches; eval names the method.
+  write_text_atomic(dir / "p.txt", std::string(90, 'a'));
+  r = test::run_moa("generate -m " + e + " -f " + (dir / "p.txt").string() +
+                    " -n 4 --temp 0 --ignore-eos --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto g = nlohmann::json::parse(r.out);
+  EXPECT_LT(g["kv_bytes"].get<double>(), 0.6 * g["dense_kv_bytes"].get<double>());
+  r = test::run_moa("generate -m " + e + " -f " + (dir / "p.txt").string() +
+                    " -n 4 --temp 0 --ignore-eos --dense --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  g = nlohmann::json::parse(r.out);
+  EXPECT_EQ(g["kv_bytes"], g["dense_kv_bytes"]);
+  r = test::run_moa("eval ppl -m " + e + " -f " + (dir / "p.txt").string() + " --length 64 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["method"], "moa");
+  EXPECT_EQ(nlohmann::json::parse(r.out)["plan"], "embedded");
+  // --dense with another choice is a usage error.
+  r = test::run_moa("score -m " + e + idf + " --dense --streaming 0.5");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--dense"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace moa

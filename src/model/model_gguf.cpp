@@ -17,6 +17,7 @@
 #include "moa/core/error.h"
 #include "moa/gguf/gguf.h"
 #include "moa/model/model.h"
+#include "moa/model/plan_gguf.h"
 
 namespace moa {
 
@@ -251,6 +252,7 @@ Model Model::load_gguf(const std::filesystem::path& file) {
   const ArchInfo& arch = arch_of(g);
   Model m;
   m.cfg = config_from_gguf(g);
+  m.embedded_plan = moa::embedded_plan(g);
   const ModelConfig& c = m.cfg;
   const int64_t C = c.hidden, F = c.intermediate, V = c.vocab, QD = c.q_dim(), KD = c.kv_dim();
   const int64_t D = arch.permuted_qk ? c.head_dim : 0;  // 0: rows are in HF order already

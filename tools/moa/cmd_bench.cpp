@@ -54,6 +54,7 @@ void run(const BenchOptions& in) {
   if (synthetic && o.ctx == 0) input_error("bench: --fill synthetic needs --ctx > 0 (it replaces the prefill)");
   set_threads(o.threads);
   Model model = Model::load(o.dir);
+  adopt_embedded_plan(o.attn, model);
   const ModelConfig& c = model.cfg;
   // Prefill is measured on ctx tokens (or --prefill tokens when ctx is 0).
   const int64_t P = o.ctx > 0 ? o.ctx : o.prefill;

@@ -37,14 +37,8 @@ struct EvalOptions {
 AttentionOptions dense_like(const AttentionOptions& a) {
   AttentionOptions d;
   d.kv_type = a.kv_type;
+  d.dense = true;
   return d;
-}
-
-std::string method_name(const AttentionOptions& a) {
-  if (!a.plan.empty()) return "moa";
-  if (a.streaming >= 0) return "streaming";
-  if (a.h2o >= 0) return "h2o";
-  return "dense";
 }
 
 std::vector<RetrievalItem> longeval_items(const EvalOptions& o) {
@@ -64,9 +58,10 @@ std::vector<RetrievalItem> passkey_items(const EvalOptions& o) {
                           o.samples, o.seed);
 }
 
-void run(const EvalOptions& o, bool passkey) {
+void run(EvalOptions o, bool passkey) {
   set_threads(o.threads);
   Model model = Model::load(o.dir);
+  adopt_embedded_plan(o.attn, model);
   auto tok = Tokenizer::load(o.dir);
   auto items = passkey ? passkey_items(o) : longeval_items(o);
   const bool tty = isatty(fileno(stderr));
@@ -93,6 +88,7 @@ void run(const EvalOptions& o, bool passkey) {
   if (o.attn.streaming >= 0) j["density"] = o.attn.streaming;
   if (o.attn.h2o >= 0) j["density"] = o.attn.h2o;
   if (!o.attn.plan.empty()) j["plan"] = o.attn.plan;
+  if (o.attn.embedded) j["plan"] = "embedded";
   if (o.vs_dense && method != "dense") {
     RetrievalResult d = run_one(dense_like(o.attn), "dense");
     j["dense"] = d.to_json();
@@ -134,7 +130,7 @@ struct PplOptions {
   AttentionOptions attn;
 };
 
-void run_ppl(const PplOptions& o) {
+void run_ppl(PplOptions o) {
   set_threads(o.threads);
   if (o.file.empty() == o.data.empty()) {
     input_error("give exactly one of -f TEXT_FILE or --data CALIB.jsonl");
@@ -143,6 +139,7 @@ void run_ppl(const PplOptions& o) {
     input_error("--length cuts a text file (-f) into windows; --data samples are scored whole");
   }
   Model model = Model::load(o.dir);
+  adopt_embedded_plan(o.attn, model);
   auto tok = Tokenizer::load(o.dir);
   const int64_t length = o.length > 0 ? o.length : model.cfg.max_position;
   if (length > model.cfg.max_position) {
@@ -180,6 +177,7 @@ void run_ppl(const PplOptions& o) {
   if (o.attn.streaming >= 0) j["density"] = o.attn.streaming;
   if (o.attn.h2o >= 0) j["density"] = o.attn.h2o;
   if (!o.attn.plan.empty()) j["plan"] = o.attn.plan;
+  if (o.attn.embedded) j["plan"] = "embedded";
   if (o.vs_dense && method != "dense") {
     PplResult d = run_one(dense_like(o.attn), "dense");
     j["dense"] = {{"ppl", d.ppl()}, {"nll", d.nll()}, {"tokens", d.tokens}, {"windows", d.windows}};

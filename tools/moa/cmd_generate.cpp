@@ -25,10 +25,11 @@ struct GenerateOptions {
   AttentionOptions attn;
 };
 
-void run(const GenerateOptions& o) {
+void run(GenerateOptions o) {
   set_threads(o.threads);
   std::string text = read_prompt(o.prompt, o.file);
   Model model = Model::load(o.dir);
+  adopt_embedded_plan(o.attn, model);
   auto tok = Tokenizer::load(o.dir);
   std::vector<int32_t> ids = tok->encode(text, true);
   if (ids.empty()) input_error("the prompt is empty (give text with -p or -f)");

@@ -40,10 +40,11 @@ std::vector<int32_t> read_ids(const std::string& path, int64_t vocab) {
   return ids;
 }
 
-void run(const ScoreOptions& o) {
+void run(ScoreOptions o) {
   set_threads(o.threads);
   if (o.file.empty() == o.ids_file.empty()) input_error("give exactly one of -f FILE or --ids FILE");
   Model model = Model::load(o.dir);
+  adopt_embedded_plan(o.attn, model);
   std::vector<int32_t> ids;
   if (!o.ids_file.empty()) {
     ids = read_ids(o.ids_file, model.cfg.vocab);

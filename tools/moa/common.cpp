@@ -21,8 +21,22 @@ void add_attention_options(CLI::App& app, AttentionOptions& o) {
   app.add_option("--streaming", o.streaming, "StreamingLLM: uniform span giving this KV density");
   app.add_option("--h2o", o.h2o, "H2O: heavy hitters + recent window at this KV budget");
   app.add_option("--sink", o.sink, "sink tokens per head (default: the plan's own; 64 for --streaming)");
+  app.add_flag("--dense", o.dense, "dense attention, even when the model file embeds a plan");
   app.add_option("--kv-type", o.kv_type, "KV cache storage type: f32, f16 (default), bf16 or q8_0")
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+}
+
+void adopt_embedded_plan(AttentionOptions& o, const Model& m) {
+  const bool chosen = !o.plan.empty() || o.streaming >= 0 || o.h2o >= 0;
+  if (o.dense && chosen) input_error("--dense and --plan/--streaming/--h2o are exclusive; choose one");
+  if (!o.dense && !chosen && m.embedded_plan) o.embedded = m.embedded_plan;
+}
+
+std::string method_name(const AttentionOptions& o) {
+  if (!o.plan.empty() || o.embedded) return "moa";
+  if (o.streaming >= 0) return "streaming";
+  if (o.h2o >= 0) return "h2o";
+  return "dense";
 }
 
 void add_threads_option(CLI::App& app, int& threads) {
@@ -91,7 +105,8 @@ KvType chosen_kv_type(const AttentionShape& shape, const AttentionOptions& o) {
 CacheSpec chosen_policy(const AttentionShape& shape, int64_t n_ctx, const AttentionOptions& o) {
   int chosen = int(!o.plan.empty()) + int(o.streaming >= 0) + int(o.h2o >= 0);
   if (chosen > 1) input_error("--plan, --streaming and --h2o are exclusive; choose one");
-  if (chosen == 0) return AttentionSpec::dense(shape, n_ctx);
+  if (o.dense && chosen) input_error("--dense and --plan/--streaming/--h2o are exclusive; choose one");
+  if (chosen == 0 && !o.embedded) return AttentionSpec::dense(shape, n_ctx);
   if (o.h2o >= 0) {
     if (!(o.h2o > 0 && o.h2o <= 1)) input_error("--h2o {}: expected a KV density in (0, 1]", o.h2o);
     return CacheSpec::h2o_at_density(shape, n_ctx, o.h2o);
@@ -99,6 +114,8 @@ CacheSpec chosen_policy(const AttentionShape& shape, int64_t n_ctx, const Attent
   Plan plan;
   if (!o.plan.empty()) {
     plan = Plan::load(o.plan);
+  } else if (o.embedded) {
+    plan = *o.embedded;
   } else {
     if (!(o.streaming > 0 && o.streaming <= 1)) {
       input_error("--streaming {}: expected a KV density in (0, 1]", o.streaming);

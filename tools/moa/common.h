@@ -23,9 +23,16 @@ struct AttentionOptions {
   double h2o = -1;         // --h2o D
   std::optional<int64_t> sink;  // --sink N; unset = the plan's own sink (64 for --streaming)
   std::string kv_type = "f16";  // --kv-type: the KV cache's storage type (kv_type.h)
+  bool dense = false;           // --dense: dense even when the model file embeds a plan
+  std::optional<Plan> embedded;  // the model's embedded plan, when it applies (adopt_embedded_plan)
 };
 
 void add_attention_options(CLI::App& app, AttentionOptions& o);
+// A GGUF model's embedded plan becomes the attention choice when the command line names none
+// (no --plan, --streaming, --h2o or --dense). Call once the model is loaded.
+void adopt_embedded_plan(AttentionOptions& o, const Model& m);
+// What the options choose: "moa" (a plan file or the embedded plan), "streaming", "h2o", "dense".
+std::string method_name(const AttentionOptions& o);
 void add_threads_option(CLI::App& app, int& threads);
 // The optimiser's options for optimize and compress, bound to the fields of `o` (declared once, in
 // moa/compress/optimizer.h): --max-rules-per-layer, --grid, --solver mckp|cbc, --node-limit, --cbc-seconds,
@@ -38,6 +45,9 @@ DType checkpoint_dtype(const std::string& dtype);
 // The cache of one sequence of n_ctx positions (prompt + generation budget) under the chosen
 // attention. The model enters only as its attention shape.
 CacheSpec make_cache_spec(const AttentionShape& shape, int64_t n_ctx, const AttentionOptions& o);
+inline CacheSpec make_cache_spec(const Model& m, int64_t n_ctx, const AttentionOptions& o) {
+  return make_cache_spec(m.cfg.attention_shape(), n_ctx, o);
+}
 
 // -p TEXT or -f FILE (exactly one); InputError otherwise.
 std::string read_prompt(const std::string& text, const std::string& file);

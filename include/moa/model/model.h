@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <vector>
 
+#include <optional>
+
+#include "moa/attention/plan.h"
 #include "moa/model/config.h"
 #include "moa/model/safetensors.h"
 #include "moa/model/weight.h"
@@ -30,6 +33,9 @@ struct Model {
   std::vector<float> final_norm;  // (C)
   Weight lm_head;                 // (V, C); empty when tied to embed
   DType stored_dtype = DType::kF32;  // dtype of the checkpoint's weights (informational)
+  // The plan a GGUF file carries in its moa.* keys (plan_gguf.h), checked against the file's own
+  // shape; commands run with it unless given another attention choice or --dense.
+  std::optional<Plan> embedded_plan;
 
   const Weight& head_weights() const { return lm_head.empty() ? embed : lm_head; }
   int64_t param_count() const;
