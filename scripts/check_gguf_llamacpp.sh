@@ -7,8 +7,8 @@
 # For each type: convert, then compare llama-tokenize's ids with `moa tokenize` and llama-cli's
 # greedy continuation with `moa generate --temp 0` (same prompt, one thread). Prints one line per
 # type; exits 1 when llama.cpp fails to load a file or the tokens differ. Greedy text may drift
-# after some tokens for K-quant files: llama.cpp quantises the activations (Q8_K) for its K-quant
-# dot products, moa dequantises the weights to f32.
+# after some tokens for K-quant files: both engines round activations to 8 bits for their
+# quantised dot products, llama.cpp in 256-value Q8_K blocks for K-quants, moa in its own blocks.
 set -euo pipefail
 BIN=${1:-/work/llamacpp/build/bin}
 MODEL=${2:-models/moa-tiny}
