@@ -25,7 +25,6 @@ using IntRowFn = void (*)(const uint8_t* row, const QuantizedActivation& a, int6
 // nullptr where the level has no kernel for t (the caller then uses a lower level).
 IntRowFn int_row_scalar(GgmlType t);
 IntRowFn int_row_avx2(GgmlType t);
-IntRowFn int_row_avx512(GgmlType t);
 IntRowFn int_row_vnni(GgmlType t);
 
 // Helpers below have internal linkage on purpose: the per-ISA files are compiled with different

@@ -100,13 +100,14 @@ struct Picked {
   IsaLevel level = IsaLevel::kScalar;
 };
 
-// The highest level at or below `level` with a kernel for t.
+// The highest level at or below `level` with a kernel for t. AVX-512 without VNNI has no kernels
+// of its own (decode is memory bound; a 512-bit maddubs version is worth adding only if it beats
+// AVX2 on an idle AVX-512 machine), so the AVX2 ones run there.
 Picked pick(GgmlType t, IsaLevel level) {
   const struct {
     IsaLevel l;
     kernels::IntRowFn (*table)(GgmlType);
   } levels[] = {{IsaLevel::kAvx512Vnni, kernels::int_row_vnni},
-                {IsaLevel::kAvx512, kernels::int_row_avx512},
                 {IsaLevel::kAvx2, kernels::int_row_avx2},
                 {IsaLevel::kScalar, kernels::int_row_scalar}};
   for (const auto& e : levels) {
