@@ -216,14 +216,7 @@ std::pair<std::string, int64_t> hf_of(const std::string& g) {
 }
 
 std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids) {
-  auto spec = AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim,
-                                   int64_t(ids.size()));
-  Session s(m, spec);
-  std::vector<float> hidden;
-  s.prefill(ids, &hidden);
-  std::vector<float> logits(ids.size() * size_t(m.cfg.vocab));
-  compute_logits(m, hidden.data(), int64_t(ids.size()), logits.data());
-  return logits;
+  return test::prefill_logits(m, ids);
 }
 
 TEST(Convert, WeightsAreTheQuantisersBytes) {

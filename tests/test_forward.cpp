@@ -33,12 +33,7 @@ std::vector<float> flat_logits(const nlohmann::json& e) {
 
 // Logits for all positions from one prefill.
 std::vector<float> prefill_logits(const Model& m, const AttentionSpec& spec, const std::vector<int32_t>& ids) {
-  Session s(m, spec);
-  std::vector<float> hidden;
-  s.prefill(ids, &hidden);
-  std::vector<float> logits(ids.size() * size_t(m.cfg.vocab));
-  compute_logits(m, hidden.data(), int64_t(ids.size()), logits.data());
-  return logits;
+  return test::prefill_logits(m, ids, &spec);
 }
 
 class ForwardFixture : public ::testing::TestWithParam<std::string> {};

@@ -33,14 +33,7 @@ std::vector<int32_t> test_ids(int64_t vocab, int n) {
 }
 
 std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids) {
-  auto spec = AttentionSpec::dense(m.cfg.layers, m.cfg.heads, m.cfg.kv_heads, m.cfg.head_dim,
-                                   int64_t(ids.size()));
-  Session s(m, spec);
-  std::vector<float> hidden;
-  s.prefill(ids, &hidden);
-  std::vector<float> logits(ids.size() * size_t(m.cfg.vocab));
-  compute_logits(m, hidden.data(), int64_t(ids.size()), logits.data());
-  return logits;
+  return test::prefill_logits(m, ids);
 }
 
 // Logits of each position by decoding one token at a time (the T = 1 matmul path).

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/model/model.h"
 
 namespace moa::test {
 
@@ -146,6 +148,16 @@ void expect_input_error(const std::filesystem::path& file, const std::function<v
     for (auto& s : needles)
       EXPECT_NE(msg.find(s), std::string::npos) << "'" << s << "' not in: " << msg;
   }
+}
+
+std::vector<float> prefill_logits(const Model& m, const std::vector<int32_t>& ids,
+                                  const AttentionSpec* spec) {
+  Session s(m, spec ? *spec : AttentionSpec::dense(m.cfg.attention_shape(), int64_t(ids.size())));
+  std::vector<float> hidden;
+  s.prefill(ids, &hidden);
+  std::vector<float> logits(ids.size() * size_t(m.cfg.vocab));
+  compute_logits(m, hidden.data(), int64_t(ids.size()), logits.data());
+  return logits;
 }
 
 }  // namespace moa::test

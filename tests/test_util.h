@@ -13,6 +13,10 @@
 
 #include "moa/attention/attention_spec.h"
 
+namespace moa {
+struct Model;
+}
+
 namespace moa::test {
 
 struct RunResult {
@@ -47,6 +51,10 @@ uint64_t draw_seed();
 // Runs `load`, which must throw InputError whose message names `file` and holds every needle.
 void expect_input_error(const std::filesystem::path& file, const std::function<void()>& load,
                         const std::vector<std::string>& needles);
+
+// Logits (T, V) of every position of ids from one prefill under spec (dense over ids when omitted).
+std::vector<float> prefill_logits(const Model& m, const std::vector<int32_t>& ids,
+                                  const AttentionSpec* spec = nullptr);
 
 }  // namespace moa::test
 

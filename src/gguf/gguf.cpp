@@ -134,34 +134,10 @@ constexpr uint64_t kMaxNestedArrays = 1 << 16;
 constexpr uint64_t kMinKvBytes = 13;          // key length (8) + value type (4) + a 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 24;  // name length, n_dims, type, offset
 
-// Fixed size of a scalar value type; 0 for STRING and ARRAY, -1 for an unknown type id.
-int scalar_size(uint32_t t) {
-  switch (GgufType(t)) {
-    case GgufType::kU8:
-    case GgufType::kI8:
-    case GgufType::kBool:
-      return 1;
-    case GgufType::kU16:
-    case GgufType::kI16:
-      return 2;
-    case GgufType::kU32:
-    case GgufType::kI32:
-    case GgufType::kF32:
-      return 4;
-    case GgufType::kU64:
-    case GgufType::kI64:
-    case GgufType::kF64:
-      return 8;
-    case GgufType::kString:
-    case GgufType::kArray:
-      return 0;
-  }
-  return -1;
-}
 
 // Smallest encoding of one value of type t (for bounding array counts).
 uint64_t min_value_bytes(uint32_t t) {
-  const int s = scalar_size(t);
+  const int s = gguf_scalar_size(t);
   if (s > 0) return uint64_t(s);
   return GgufType(t) == GgufType::kString ? 8 : 12;  // string length; array type + count
 }
@@ -221,7 +197,7 @@ class Cursor {
 GgufValue read_value(Cursor& c, const std::string& file, uint32_t type, const std::string& what,
                      int depth) {
   GgufValue v;
-  if (scalar_size(type) < 0) {
+  if (gguf_scalar_size(type) < 0) {
     input_error("{}: {}: unknown value type {} (expected 0..12, UINT8..FLOAT64)", file, what, type);
   }
   v.type = GgufType(type);
@@ -269,7 +245,7 @@ GgufValue read_value(Cursor& c, const std::string& file, uint32_t type, const st
         input_error("{}: {}: arrays nested deeper than {} levels", file, what, kMaxArrayDepth);
       }
       const uint32_t elem = c.read<uint32_t>(what + " (array element type)");
-      if (scalar_size(elem) < 0) {
+      if (gguf_scalar_size(elem) < 0) {
         input_error("{}: {}: unknown array element type {} (expected 0..12)", file, what, elem);
       }
       v.elem = GgufType(elem);
@@ -278,7 +254,7 @@ GgufValue read_value(Cursor& c, const std::string& file, uint32_t type, const st
         input_error("{}: {}: array of {} {} values cannot fit in the {} bytes left in the file",
                     file, what, v.count, gguf_type_name(v.elem), c.left());
       }
-      if (const int s = scalar_size(elem); s > 0) {
+      if (const int s = gguf_scalar_size(elem); s > 0) {
         v.raw = c.skip(v.count * uint64_t(s), what);
         if (v.elem == GgufType::kBool) {
           for (uint64_t k = 0; k < v.count; ++k) {
@@ -564,6 +540,30 @@ bool is_gguf_path(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return false;
   return path.extension() == ".gguf" || is_gguf_file(path);
+}
+
+int gguf_scalar_size(uint32_t t) {
+  switch (GgufType(t)) {
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kBool:
+      return 1;
+    case GgufType::kU16:
+    case GgufType::kI16:
+      return 2;
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kF32:
+      return 4;
+    case GgufType::kU64:
+    case GgufType::kI64:
+    case GgufType::kF64:
+      return 8;
+    case GgufType::kString:
+    case GgufType::kArray:
+      return 0;
+  }
+  return -1;
 }
 
 }  // namespace moa

@@ -13,27 +13,6 @@ namespace {
 constexpr uint32_t kVersion = 3;
 constexpr uint64_t kDefaultAlignment = 32;
 
-int scalar_bytes(GgufType t) {
-  switch (t) {
-    case GgufType::kU8:
-    case GgufType::kI8:
-    case GgufType::kBool:
-      return 1;
-    case GgufType::kU16:
-    case GgufType::kI16:
-      return 2;
-    case GgufType::kU32:
-    case GgufType::kI32:
-    case GgufType::kF32:
-      return 4;
-    case GgufType::kU64:
-    case GgufType::kI64:
-    case GgufType::kF64:
-      return 8;
-    default:
-      return 0;
-  }
-}
 
 GgufOwnedValue scalar(GgufType t) {
   GgufOwnedValue o;
@@ -133,7 +112,7 @@ GgufOwnedValue GgufOwnedValue::copy_of(const GgufValue& v) {
   } else if (v.elem == GgufType::kArray) {
     for (const GgufValue& a : v.arr) o.owned_arr.push_back(copy_of(a));
   } else {
-    const size_t n = size_t(v.count) * size_t(scalar_bytes(v.elem));
+    const size_t n = size_t(v.count) * size_t(std::max(gguf_scalar_size(uint32_t(v.elem)), 0));
     o.owned.assign(v.raw, v.raw + n);
   }
   return o;
@@ -160,7 +139,7 @@ GgufOwnedValue GgufOwnedValue::string(std::string s) {
 }
 
 GgufOwnedValue GgufOwnedValue::scalar_array(GgufType elem, const void* data, uint64_t count) {
-  const int s = scalar_bytes(elem);
+  const int s = std::max(gguf_scalar_size(uint32_t(elem)), 0);
   MOA_CHECK(s > 0, "array element type {} is not a scalar", gguf_type_name(elem));
   auto o = scalar(GgufType::kArray);
   o.v.elem = elem;

@@ -45,9 +45,6 @@ DType checkpoint_dtype(const std::string& dtype);
 // The cache of one sequence of n_ctx positions (prompt + generation budget) under the chosen
 // attention. The model enters only as its attention shape.
 CacheSpec make_cache_spec(const AttentionShape& shape, int64_t n_ctx, const AttentionOptions& o);
-inline CacheSpec make_cache_spec(const Model& m, int64_t n_ctx, const AttentionOptions& o) {
-  return make_cache_spec(m.cfg.attention_shape(), n_ctx, o);
-}
 
 // -p TEXT or -f FILE (exactly one); InputError otherwise.
 std::string read_prompt(const std::string& text, const std::string& file);

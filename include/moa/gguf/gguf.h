@@ -43,6 +43,8 @@ enum class GgufType : uint32_t {
 };
 
 const char* gguf_type_name(GgufType t);  // "UINT32", "STRING", ...
+// Bytes of one value of a scalar type id; 0 for STRING and ARRAY, -1 for an id GGUF does not define.
+int gguf_scalar_size(uint32_t t);
 
 // One metadata value. Scalars keep their exact stored value: unsigned integers and bools in u,
 // signed integers in i, FLOAT32 and FLOAT64 in f (a double holds every float exactly).
