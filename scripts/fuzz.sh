@@ -21,7 +21,7 @@ status=0
 for t in $targets; do
   scratch=$(mktemp -d)
   artifacts="$build/fuzz-artifacts/$t"
-  mkdir -p "$artifacts"
+  rm -rf "$artifacts" && mkdir -p "$artifacts"  # only this run's findings
   log="$build/fuzz-$t.log"
   # malloc_limit: a declared size must never become an allocation (issue: no allocation of the
   # declared size); timeout: a hang is a finding too.
@@ -33,7 +33,18 @@ for t in $targets; do
     echo "fuzz_$t: ${execs:-?} executions in $secs s, 0 findings"
   else
     echo "fuzz_$t: FINDING (log $log); reproducers:" $(ls "$artifacts") >&2
-    tail -40 "$log" >&2
+    # The whole sanitizer report (its top frames name the bug), then each reproducer as base64 so
+    # a finding on a CI machine can be replayed elsewhere: base64 -d > crash; fuzz_<target> crash.
+    sed -n '/^==[0-9]*==ERROR\|runtime error\|^==[0-9]*== ERROR\|deadly signal\|ALARM/,$p' "$log" |
+      head -120 >&2
+    for a in "$artifacts"/*; do
+      [ -f "$a" ] || continue
+      if [ "$(stat -c %s "$a")" -le 16384 ]; then
+        echo "reproducer $(basename "$a") (base64):" >&2
+        base64 -w0 "$a" >&2
+        echo >&2
+      fi
+    done
     status=1
   fi
   rm -rf "$scratch"

@@ -252,6 +252,10 @@ TEST(GgufModel, BadModelFiles) {
   expect_load_error(b, {"missing metadata key 'llama.context_length'"});
   expect_load_error(test::with(f32, L.value.at("llama.attention.head_count_kv"), uint32_t(3)),
                     {"head_count_kv' is 3", "divisor of the 4"});
+  // A block count the tensor table cannot hold is refused before the layers are allocated
+  // (a fuzzer finding: 2^32-1 blocks became one huge allocation).
+  expect_load_error(test::with(f32, L.value.at("llama.block_count"), uint32_t(0xFFFFFFFF)),
+                    {"'llama.block_count' is 4294967295", "holds 21 tensors"});
   // Not a GGUF file at all, named .gguf.
   expect_load_error("PK\x03\x04 not gguf", {"not a GGUF file"});
 }

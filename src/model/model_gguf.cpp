@@ -261,6 +261,15 @@ Model Model::load_gguf(const std::filesystem::path& file) {
   m.stored_dtype = m.embed.dtype;
   m.final_norm = ld.vec("output_norm.weight", C);
   if (!c.tie_embeddings) m.lm_head = ld.matrix("output.weight", V, C);
+  // A block has at least 9 tensors: refuse a block count the tensor table cannot hold before
+  // allocating the layers (a lying header must not become a huge allocation).
+  constexpr int64_t kTensorsPerBlock = 9;
+  if (c.layers > int64_t(g.tensors().size()) / kTensorsPerBlock) {
+    input_error(
+        "{}: metadata key '{}.block_count' is {}, but the file holds {} tensors (each block needs "
+        "{})",
+        g.file(), arch.gguf, c.layers, g.tensors().size(), kTensorsPerBlock);
+  }
   m.layers.resize(size_t(c.layers));
   for (int64_t i = 0; i < c.layers; ++i) {
     auto& L = m.layers[size_t(i)];
