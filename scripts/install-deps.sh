@@ -17,6 +17,7 @@ pkgs=(
   python3-numpy               # tests/data/make_gguf_fixtures.py (with a llama.cpp tree's gguf-py)
   python3-sentencepiece       # gguf-py (a llama.cpp tree's) imports it at start-up
   clang-14 libclang-rt-14-dev libomp-14-dev  # libFuzzer harnesses (fuzz/, make fuzz)
+  libcpp-httplib-dev          # HTTP for moa serve
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -259,3 +259,70 @@ TEST(ModelExpand, CopiedLayersKeepLogitsAndStartFromTheirSource) {
 
 }  // namespace
 }  // namespace moa
+
+namespace moa {
+namespace {
+
+// A sequence built in chunks (a prompt prefilled in pieces, or a follow-up turn appended to reused
+// history) gives the logits of one full prefill, for dense and per-head sink + window spans, with
+// f32 and f16 caches; and a checkpoint restored then extended equals a fresh prefill.
+TEST(ForwardExtend, ChunksEqualOnePrefill) {
+  Model m = Model::load(kFixtures + "llama_gqa_bf16");
+  const int64_t V = m.cfg.vocab, T = 40;
+  std::vector<int32_t> ids;
+  for (int64_t t = 0; t < T; ++t) ids.push_back(int32_t((t * 37 + 11) % V));
+  AttentionSpec sparse = AttentionSpec::dense(m.cfg.attention_shape(), T);
+  for (size_t i = 0; i < sparse.spans.size(); ++i) sparse.spans[i] = {int64_t(i % 3), 6 + int64_t(i) % 9};
+  for (const AttentionSpec& a : {AttentionSpec::dense(m.cfg.attention_shape(), T), sparse}) {
+    for (KvType kv : {KvType::kF32, KvType::kF16}) {
+      CacheSpec spec(a);
+      spec.kv_type = kv;
+      Session full(m, spec);
+      const std::vector<float> want = full.prefill(ids);
+      Session chunked(m, spec);
+      chunked.prefill({ids.begin(), ids.begin() + 7});
+      chunked.extend({ids.begin() + 7, ids.begin() + 8});
+      chunked.extend({ids.begin() + 8, ids.begin() + 29});
+      const std::vector<float> got = chunked.extend({ids.begin() + 29, ids.end()});
+      EXPECT_EQ(chunked.pos(), T);
+      EXPECT_TRUE(test::all_close(got, want, 1e-5, 1e-5)) << "dense " << a.is_dense();
+      // Checkpoint after 12 tokens, wander off, come back and take another branch.
+      Session s(m, spec);
+      s.prefill({ids.begin(), ids.begin() + 12});
+      auto cp = s.checkpoint(0);
+      s.extend({ids.begin() + 20, ids.end()});
+      s.restore(0, *cp);
+      EXPECT_EQ(s.pos(), 12);
+      const std::vector<float> branch = s.extend({ids.begin() + 12, ids.end()});
+      EXPECT_TRUE(test::all_close(branch, want, 1e-5, 1e-5));
+      s.reset(0);
+      EXPECT_EQ(s.pos(), 0);
+      EXPECT_TRUE(test::all_close(s.prefill(ids), want, 0, 0));
+    }
+  }
+}
+
+// Decoding a subset of a session's sequences leaves the others untouched and gives each what a
+// full batch step gives it.
+TEST(ForwardBatch, SubsetDecodeEqualsFullBatch) {
+  Model m = Model::load(kFixtures + "llama_gqa_bf16");
+  const int64_t V = m.cfg.vocab, T = 16;
+  AttentionSpec spec = AttentionSpec::dense(m.cfg.attention_shape(), T);
+  Session all(m, spec, 3), some(m, spec, 3);
+  for (int64_t b = 0; b < 3; ++b) {
+    std::vector<int32_t> p = {int32_t(b + 1), int32_t(b + 2), int32_t(b + 3)};
+    all.prefill(p, nullptr, b);
+    some.prefill(p, nullptr, b);
+  }
+  const auto want = all.decode_batch({5, 6, 7});
+  const auto got = some.decode_seqs({2, 0}, {7, 5});
+  EXPECT_EQ(some.pos(1), 3);
+  EXPECT_EQ(some.pos(0), 4);
+  EXPECT_TRUE(test::all_close(std::span<const float>(got).subspan(0, size_t(V)),
+                              std::span<const float>(want).subspan(size_t(2 * V), size_t(V)), 1e-5, 1e-5));
+  EXPECT_TRUE(test::all_close(std::span<const float>(got).subspan(size_t(V), size_t(V)),
+                              std::span<const float>(want).subspan(0, size_t(V)), 1e-5, 1e-5));
+}
+
+}  // namespace
+}  // namespace moa

@@ -119,6 +119,26 @@ void silu_mul(float* gate, const float* up, int64_t n) {
   }
 }
 
+// The rest of a layer after attention, for T rows: x += att Wo; x += MLP(norm(x)). Rows go in
+// chunks of kRowChunk; tmp and up hold min(T, kRowChunk) * max(C, F) and * F floats.
+void out_proj_and_mlp(const ModelConfig& c, const LayerWeights& L, const float* att, int64_t T,
+                      float* x, float* xn, float* tmp, float* up) {
+  const int64_t C = c.hidden, F = c.intermediate, QD = c.q_dim();
+  for (int64_t r0 = 0; r0 < T; r0 += kRowChunk) {
+    const int64_t n = std::min(kRowChunk, T - r0);
+    float* xr = x + r0 * C;
+    float* xnr = xn + r0 * C;
+    matmul(att + r0 * QD, L.wo, L.bo.empty() ? nullptr : L.bo.data(), n, tmp);
+    for (int64_t i = 0; i < n * C; ++i) xr[i] += tmp[i];
+    rms_norm(xr, L.mlp_norm.data(), n, C, c.rms_eps, xnr);
+    matmul(xnr, L.w_gate, L.b_gate.empty() ? nullptr : L.b_gate.data(), n, tmp);
+    matmul(xnr, L.w_up, L.b_up.empty() ? nullptr : L.b_up.data(), n, up);
+    silu_mul(tmp, up, n * F);
+    matmul(tmp, L.w_down, L.b_down.empty() ? nullptr : L.b_down.data(), n, up);
+    for (int64_t i = 0; i < n * C; ++i) xr[i] += up[i];
+  }
+}
+
 }  // namespace
 
 Session::Session(const Model& model, const CacheSpec& spec, int64_t batch)
@@ -170,17 +190,7 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
     attention_prefill(kc.spec(), l, q.data(), k.data(), v.data(), T, att.data(),
                       col_sums.empty() ? nullptr : col_sums.data());
     kc.store_prefill(l, T, k.data(), v.data(), col_sums.empty() ? nullptr : col_sums.data());
-    for (int64_t r0 = 0; r0 < T; r0 += kRowChunk) {
-      const int64_t n = std::min(kRowChunk, T - r0);
-      matmul(&att[size_t(r0 * QD)], L.wo, L.bo.empty() ? nullptr : L.bo.data(), n, tmp.data());
-      for (int64_t i = 0; i < n * C; ++i) x[size_t(r0 * C + i)] += tmp[size_t(i)];
-      rms_norm(&x[size_t(r0 * C)], L.mlp_norm.data(), n, C, c.rms_eps, &xn[size_t(r0 * C)]);
-      matmul(&xn[size_t(r0 * C)], L.w_gate, L.b_gate.empty() ? nullptr : L.b_gate.data(), n, tmp.data());
-      matmul(&xn[size_t(r0 * C)], L.w_up, L.b_up.empty() ? nullptr : L.b_up.data(), n, up.data());
-      silu_mul(tmp.data(), up.data(), n * F);
-      matmul(tmp.data(), L.w_down, L.b_down.empty() ? nullptr : L.b_down.data(), n, up.data());
-      for (int64_t i = 0; i < n * C; ++i) x[size_t(r0 * C + i)] += up[size_t(i)];
-    }
+    out_proj_and_mlp(c, L, att.data(), T, x.data(), xn.data(), tmp.data(), up.data());
   }
   kc.set_length(T);
   std::vector<float> logits(size_t(c.vocab));
@@ -223,14 +233,26 @@ void Session::fill_synthetic(int64_t T, uint32_t seed) {
 }
 
 std::vector<float> Session::decode_batch(const std::vector<int32_t>& ids) {
+  MOA_CHECK(int64_t(ids.size()) == batch(), "{} ids for a batch of {}", ids.size(), batch());
+  std::vector<int64_t> seqs(ids.size());
+  for (size_t b = 0; b < seqs.size(); ++b) seqs[b] = int64_t(b);
+  return decode_seqs(seqs, ids);
+}
+
+std::vector<float> Session::decode_seqs(const std::vector<int64_t>& seqs,
+                                        const std::vector<int32_t>& ids) {
   const ModelConfig& c = model_.cfg;
   const int64_t B = int64_t(ids.size()), C = c.hidden, F = c.intermediate, H = c.heads,
                 G = c.kv_heads, QD = c.q_dim(), KD = c.kv_dim();
-  MOA_CHECK(B == batch(), "{} ids for a batch of {}", B, batch());
+  MOA_CHECK(B == int64_t(seqs.size()) && B > 0, "{} ids for {} sequences", B, seqs.size());
   // x: (B, C) residual stream, one row per sequence
   std::vector<float> x(static_cast<size_t>(B * C));
+  std::vector<KvCache*> kcs(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
-    const KvCache& kc = *caches_[size_t(b)];
+    MOA_CHECK(seqs[size_t(b)] >= 0 && seqs[size_t(b)] < batch(), "sequence {}", seqs[size_t(b)]);
+    kcs[size_t(b)] = caches_[size_t(seqs[size_t(b)])].get();
+    for (int64_t a = 0; a < b; ++a) MOA_CHECK(kcs[size_t(a)] != kcs[size_t(b)], "repeated sequence");
+    const KvCache& kc = *kcs[size_t(b)];
     MOA_CHECK(kc.length() < kc.spec().n_ctx, "decode at {} beyond the cache's {} positions",
               kc.length(), kc.spec().n_ctx);
     MOA_CHECK(ids[size_t(b)] >= 0 && ids[size_t(b)] < c.vocab, "token id {}", ids[size_t(b)]);
@@ -247,7 +269,7 @@ std::vector<float> Session::decode_batch(const std::vector<int32_t>& ids) {
     matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), B, k.data());
     matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), B, v.data());
     for (int64_t b = 0; b < B; ++b) {
-      KvCache& kc = *caches_[size_t(b)];
+      KvCache& kc = *kcs[size_t(b)];
       const int64_t p = kc.length();
       rope_.apply(&q[size_t(b * QD)], 1, H, p);
       rope_.apply(&k[size_t(b * KD)], 1, G, p);
@@ -263,11 +285,60 @@ std::vector<float> Session::decode_batch(const std::vector<int32_t>& ids) {
     matmul(gate.data(), L.w_down, L.b_down.empty() ? nullptr : L.b_down.data(), B, tmp.data());
     for (int64_t i = 0; i < B * C; ++i) x[size_t(i)] += tmp[size_t(i)];
   }
-  for (auto& kc : caches_) kc->set_length(kc->length() + 1);
+  for (KvCache* kc : kcs) kc->set_length(kc->length() + 1);
   rms_norm(x.data(), model_.final_norm.data(), B, C, c.rms_eps, xn.data());
   std::vector<float> logits(static_cast<size_t>(B * c.vocab));
   compute_logits(model_, xn.data(), B, logits.data());
   return logits;
+}
+
+std::vector<float> Session::extend(const std::vector<int32_t>& ids, int64_t seq) {
+  MOA_CHECK(seq >= 0 && seq < batch(), "sequence {}", seq);
+  KvCache& kc = *caches_[size_t(seq)];
+  const ModelConfig& c = model_.cfg;
+  const int64_t T = int64_t(ids.size()), C = c.hidden, F = c.intermediate, H = c.heads,
+                G = c.kv_heads, QD = c.q_dim(), KD = c.kv_dim(), p0 = kc.length();
+  MOA_CHECK(T > 0 && p0 + T <= kc.spec().n_ctx, "extend {} + {} beyond n_ctx {}", p0, T,
+            kc.spec().n_ctx);
+  std::vector<float> x(size_t(T * C)), xn(size_t(T * C));
+  for (int64_t t = 0; t < T; ++t) {
+    MOA_CHECK(ids[size_t(t)] >= 0 && ids[size_t(t)] < c.vocab, "token id {}", ids[size_t(t)]);
+    model_.embed.row_f32(ids[size_t(t)], &x[size_t(t * C)]);
+  }
+  std::vector<float> q(size_t(T * QD)), k(size_t(T * KD)), v(size_t(T * KD)), att(size_t(T * QD));
+  std::vector<float> tmp(size_t(std::min(T, kRowChunk) * std::max(C, F)));
+  std::vector<float> up(size_t(std::min(T, kRowChunk) * F));
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const LayerWeights& L = model_.layers[size_t(l)];
+    rms_norm(x.data(), L.attn_norm.data(), T, C, c.rms_eps, xn.data());
+    matmul(xn.data(), L.wq, L.bq.empty() ? nullptr : L.bq.data(), T, q.data());
+    matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), T, k.data());
+    matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), T, v.data());
+    rope_.apply(q.data(), T, H, p0);
+    rope_.apply(k.data(), T, G, p0);
+    // Store-then-attend per position: a ring slot overwritten by position p held p - window,
+    // which no query at p or later sees, so earlier rows need no copy of the old entries.
+    for (int64_t t = 0; t < T; ++t) {
+      kc.store(l, p0 + t, &k[size_t(t * KD)], &v[size_t(t * KD)]);
+      kc.attend(l, &q[size_t(t * QD)], p0 + t, &att[size_t(t * QD)]);
+    }
+    out_proj_and_mlp(c, L, att.data(), T, x.data(), xn.data(), tmp.data(), up.data());
+  }
+  kc.set_length(p0 + T);
+  std::vector<float> logits(size_t(c.vocab));
+  rms_norm(x.data() + (T - 1) * C, model_.final_norm.data(), 1, C, c.rms_eps, xn.data());
+  compute_logits(model_, xn.data(), 1, logits.data());
+  return logits;
+}
+
+void Session::reset(int64_t seq) {
+  MOA_CHECK(seq >= 0 && seq < batch(), "sequence {}", seq);
+  caches_[size_t(seq)] = make_cache(caches_[size_t(seq)]->cache_spec());
+}
+
+void Session::restore(int64_t seq, const KvCache& checkpoint) {
+  MOA_CHECK(seq >= 0 && seq < batch(), "sequence {}", seq);
+  caches_[size_t(seq)] = checkpoint.clone();
 }
 
 }  // namespace moa

@@ -22,6 +22,7 @@ class H2oCache : public KvCache {
   void store(int64_t layer, int64_t pos, const float* k_row, const float* v_row) override;
   void attend(int64_t layer, const float* q, int64_t pos, float* out) override;
   int64_t bytes() const override { return rows_.bytes(); }
+  std::unique_ptr<KvCache> clone() const override { return std::make_unique<H2oCache>(*this); }
   static int64_t bytes_for(const CacheSpec& spec);
 
   const H2oBudget& budget() const { return *spec_.h2o; }

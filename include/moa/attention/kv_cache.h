@@ -39,6 +39,9 @@ class KvCache {
   virtual void attend(int64_t layer, const float* q, int64_t pos, float* out) = 0;
 
   virtual int64_t bytes() const = 0;
+  // A copy of this cache in its current state (a server's checkpoint at a turn boundary: cheap,
+  // since a cache holds at most its sinks and windows).
+  virtual std::unique_ptr<KvCache> clone() const = 0;
   int64_t length() const { return length_; }  // positions seen so far
   void set_length(int64_t n) { length_ = n; }
 
@@ -80,6 +83,7 @@ class WindowCache : public KvCache {
   void store(int64_t layer, int64_t pos, const float* k_row, const float* v_row) override;
   void attend(int64_t layer, const float* q, int64_t pos, float* out) override;
   int64_t bytes() const override { return rows_.bytes(); }
+  std::unique_ptr<KvCache> clone() const override { return std::make_unique<WindowCache>(*this); }
   static int64_t bytes_for(const CacheSpec& spec);
 
  private:

@@ -43,6 +43,20 @@ class Session {
   std::vector<float> decode(int32_t id) { return decode_batch({id}); }
   // One token per sequence (ids: (B)), each at its own position; returns logits (B, V).
   std::vector<float> decode_batch(const std::vector<int32_t>& ids);
+  // One token for each of the sequences `seqs` (distinct), the others untouched: a server's
+  // decode step over its busy slots. Returns logits (seqs.size(), V).
+  std::vector<float> decode_seqs(const std::vector<int64_t>& seqs, const std::vector<int32_t>& ids);
+  // Appends ids at positions [pos(seq), pos(seq) + T) of a sequence's cache, which may hold
+  // earlier positions (a prompt chunk, or a follow-up turn after reused history). The projections
+  // and MLP run batched over the T rows as in prefill; attention runs position by position as in
+  // decode, so the result is that of decoding the tokens one at a time, for any cache policy.
+  // Returns the last position's logits (V).
+  std::vector<float> extend(const std::vector<int32_t>& ids, int64_t seq = 0);
+  // Empties a sequence's cache (same spec, same size).
+  void reset(int64_t seq);
+  // A copy of a sequence's cache, and putting one back (a checkpoint taken from this session).
+  std::unique_ptr<KvCache> checkpoint(int64_t seq) const { return caches_[size_t(seq)]->clone(); }
+  void restore(int64_t seq, const KvCache& checkpoint);
 
   int64_t batch() const { return int64_t(caches_.size()); }
   int64_t pos(int64_t seq = 0) const { return caches_[size_t(seq)]->length(); }

@@ -1,0 +1,118 @@
+// moa serve: the OpenAI-compatible HTTP server (src/serve/). One engine thread runs every slot's
+// steps; HTTP connections each have a thread that only waits on their request. SIGINT / SIGTERM
+// drain: new requests get 503, running ones finish, then the process exits 0.
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "command.h"
+#include "common.h"
+#include "moa/core/error.h"
+#include "moa/model/forward.h"
+#include "moa/serve/engine.h"
+#include "moa/serve/http_server.h"
+#include "moa/tokenizer/tokenizer.h"
+
+namespace moa::cli {
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_signal(int sig) { g_signal = sig; }
+
+struct ServeOptions {
+  std::string model, host = "127.0.0.1", api_key, alias;
+  int port = 8080;
+  int64_t parallel = 1, ctx = 0, chunk = 256, queue = 64;
+  size_t max_body = size_t(1) << 20;
+  int threads = 0, http_threads = 64;
+  AttentionOptions attn;
+};
+
+// The documented fallback for models without a chat template: one "role: content" line per
+// message, then "assistant:" for the reply; BOS added as for any prompt.
+serve::RenderedChat plain_chat(const nlohmann::json& messages) {
+  std::string text;
+  for (const auto& m : messages) {
+    text += m["role"].get<std::string>() + ": " + m["content"].get<std::string>() + "\n";
+  }
+  return {text + "assistant:", true};
+}
+
+void run(ServeOptions o) {
+  set_threads(o.threads);
+  Model model = Model::load(o.model);
+  adopt_embedded_plan(o.attn, model);
+  auto tok = Tokenizer::load(o.model);
+  const int64_t ctx = o.ctx > 0 ? o.ctx : model.cfg.max_position;
+  if (ctx > model.cfg.max_position) {
+    input_error("{}: --ctx-size {} exceeds the model's context of {} (max_position_embeddings)",
+                o.model, ctx, model.cfg.max_position);
+  }
+  const CacheSpec spec = make_cache_spec(model.cfg.attention_shape(), ctx, o.attn);
+  serve::EngineOptions eo;
+  eo.slots = o.parallel;
+  eo.chunk = o.chunk;
+  eo.queue_limit = o.queue;
+  serve::Engine engine(model, *tok, spec, eo);
+  serve::ServerOptions so;
+  so.host = o.host;
+  so.port = o.port;
+  so.api_key = o.api_key;
+  so.max_body = o.max_body;
+  so.http_threads = o.http_threads;
+  so.model_name = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
+  if (so.model_name.empty()) so.model_name = std::filesystem::path(o.model).parent_path().filename().string();
+  serve::HttpServer server(engine, *tok, plain_chat, so);
+  const int port = server.bind();
+
+  std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not end the process
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::thread watcher([&] {
+    while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::fprintf(stderr, "moa serve: signal %d: draining\n", int(g_signal));
+    server.refuse_new();
+    engine.drain();
+    server.stop();
+  });
+  std::fprintf(stderr,
+               "moa serve: %s, %s attention, %lld slots x %lld positions, KV %.2f MiB; listening on "
+               "http://%s:%d\n",
+               so.model_name.c_str(), method_name(o.attn).c_str(), (long long)o.parallel,
+               (long long)ctx, double(engine.metrics().kv_bytes) / (1 << 20), o.host.c_str(), port);
+  std::fflush(stderr);
+  server.run();
+  if (!g_signal) g_signal = SIGTERM;  // the listener ended on its own: let the watcher finish
+  watcher.join();
+  std::fprintf(stderr, "moa serve: stopped\n");
+}
+
+void setup(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  app.add_option("-m,--model", o->model, "checkpoint directory or .gguf file")->required();
+  app.add_option("--host", o->host, "address to listen on")->capture_default_str();
+  app.add_option("--port", o->port, "port (0: any free port, printed at start)")
+      ->check(CLI::Range(0, 65535))->capture_default_str();
+  app.add_option("--parallel", o->parallel, "slots: requests served at once")
+      ->check(CLI::Range(int64_t(1), int64_t(1024)))->capture_default_str();
+  app.add_option("--ctx-size", o->ctx, "positions per slot (default: the model's context)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY'");
+  app.add_option("--alias", o->alias, "model name in /v1/models and responses");
+  app.add_option("--chunk", o->chunk, "prompt tokens a newcomer prefills per step")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20))->capture_default_str();
+  app.add_option("--queue", o->queue, "requests waiting for a slot before 503")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20))->capture_default_str();
+  app.add_option("--max-body", o->max_body, "largest request body in bytes (413 above)")
+      ->capture_default_str();
+  app.add_option("--http-threads", o->http_threads, "connections served at once")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
+  add_threads_option(app, o->threads);
+  add_attention_options(app, o->attn);
+  app.callback([o] { run(*o); });
+}
+
+MOA_COMMAND("serve", "OpenAI-compatible HTTP server with continuous batching", setup);
+
+}  // namespace
+}  // namespace moa::cli
