@@ -5,7 +5,9 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build test asan fuzz demo bench format clean
+TSAN_BUILD ?= build-tsan
+
+.PHONY: all deps build test asan tsan fuzz demo bench format clean
 
 all: build
 
@@ -19,6 +21,7 @@ build: deps
 test: build
 	cd $(BUILD) && ctest -L unit --output-on-failure -j1
 	$(MAKE) asan
+	$(MAKE) tsan
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (OpenMP's runtime is left to
@@ -31,6 +34,15 @@ asan: deps
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest -L unit --output-on-failure -j1
+
+# The server's tests (its engine thread, HTTP threads and streams) under ThreadSanitizer: only the
+# binaries they need are built. The tests run the server with one compute thread, so OpenMP's
+# uninstrumented runtime starts no workers.
+tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOA_TSAN=ON \
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" >/dev/null
+	@cmake --build $(TSAN_BUILD) -j$(JOBS) --target moa test_serve
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -R '^test_serve$$' --output-on-failure
 
 # libFuzzer harnesses (fuzz/) built with clang, ASan and UBSan, each run for FUZZ_SECONDS from its
 # seed corpus; `make test` runs them for FUZZ_SMOKE_SECONDS each.
@@ -54,4 +66,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz

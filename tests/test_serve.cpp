@@ -67,6 +67,9 @@ class Server {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
+    // Under the sanitizer builds a report lands in the server's stderr.
+    const std::string text = log();
+    EXPECT_EQ(text.find("Sanitizer"), std::string::npos) << text;
   }
   // SIGTERM, then the exit status (-1 when it did not exit within the timeout).
   int terminate(int timeout_s = 60) {
