@@ -373,5 +373,24 @@ TEST(Serve, SigtermDrainsRunningRequests) {
   EXPECT_NE(s.log().find("draining"), std::string::npos);
 }
 
+// The official openai npm client (installed into tests/js by scripts/install-deps.sh) against the
+// server: models, completions and chat, streamed and not, usage with cached_tokens, a 400 as its
+// BadRequestError (tests/js/openai_client.mjs holds the checks).
+TEST(Serve, OfficialOpenAIClient) {
+  const fs::path js = fs::path(MOA_TEST_DATA).parent_path() / "js";
+  if (!fs::exists(js / "node_modules" / "openai")) {
+    GTEST_SKIP() << "the openai npm package is not installed: run scripts/install-deps.sh";
+  }
+  Server s({"--parallel", "2"});
+  const fs::path out = test::temp_dir("serve") / "openai_client.log";
+  const std::string cmd = "node " + (js / "openai_client.mjs").string() + " " + std::to_string(s.port()) +
+                          " > " + out.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream f(out);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_EQ(status, 0) << ss.str();
+}
+
 }  // namespace
 }  // namespace moa
