@@ -42,7 +42,8 @@ tsan: deps
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOA_TSAN=ON \
 	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" >/dev/null
 	@cmake --build $(TSAN_BUILD) -j$(JOBS) --target moa test_serve
-	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -R '^test_serve$$' --output-on-failure
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest -R '^test_serve$$' --output-on-failure
 
 # libFuzzer harnesses (fuzz/) built with clang, ASan and UBSan, each run for FUZZ_SECONDS from its
 # seed corpus; `make test` runs them for FUZZ_SMOKE_SECONDS each.

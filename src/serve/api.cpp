@@ -172,6 +172,7 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
     }
   }
   r.stream = get_bool(j, "stream", false);
+  r.ignore_eos = get_bool(j, "ignore_eos", false);
   if (const json* so = field(j, "stream_options")) {
     if (!so->is_object()) bad_request("stream_options", fmt::format("'stream_options' is {}, expected an object", type_name(*so)));
     r.include_usage = get_bool(*so, "include_usage", false);

@@ -1,5 +1,7 @@
 #include "moa/serve/engine.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "moa/attention/kv_cache.h"
@@ -95,7 +97,12 @@ Engine::Engine(const Model& model, const Tokenizer& tok, const CacheSpec& spec, 
   }
   m_.slots = opt_.slots;
   m_.kv_bytes = session_->kv_bytes();
-  thread_ = std::thread([this] { loop(); });
+  // OpenMP's thread count is per thread: the scheduler thread takes the creator's (--threads).
+  const int threads = omp_get_max_threads();
+  thread_ = std::thread([this, threads] {
+    set_threads(threads);
+    loop();
+  });
 }
 
 Engine::~Engine() {
@@ -203,6 +210,13 @@ void Engine::admit() {
   m_.queued = int64_t(queue_.size());
 }
 
+// The slot is free before the client hears the end, so whoever got an answer sees it free.
+void Engine::end_job(Slot& s, const std::string& reason) {
+  std::shared_ptr<Job> job = s.job;
+  release(s);
+  job->finish(reason);
+}
+
 void Engine::release(Slot& s) {
   s.job.reset();
   s.sampler.reset();
@@ -233,8 +247,7 @@ void Engine::prefill_step(Slot& s) {
 
 void Engine::start_generation(Slot& s, const float* logits) {
   if (s.job->params_.max_tokens == 0) {
-    s.job->finish("length");
-    release(s);
+    end_job(s, "length");
     return;
   }
   sample_and_emit(s, logits);
@@ -249,7 +262,7 @@ void Engine::sample_and_emit(Slot& s, const float* logits) {
     ++m_.generated_tokens;
   }
   std::string reason;
-  if (std::find(eos_.begin(), eos_.end(), t) != eos_.end()) {
+  if (!job.params_.ignore_eos && std::find(eos_.begin(), eos_.end(), t) != eos_.end()) {
     job.emit(s.text->finish());
     reason = "stop";
   } else {
@@ -267,8 +280,7 @@ void Engine::sample_and_emit(Slot& s, const float* logits) {
     s.next = t;
     return;
   }
-  job.finish(reason);
-  release(s);
+  end_job(s, reason);
 }
 
 void Engine::fail_all(const std::string& what) {
@@ -279,8 +291,7 @@ void Engine::fail_all(const std::string& what) {
       std::lock_guard<std::mutex> lk(s.job->mu_);
       s.job->result_.error = what;
     }
-    s.job->finish("error");
-    release(s);
+    end_job(s, "error");
     // The cache may be half-written: start this slot from nothing next time.
     session_->reset(s.index);
     s.history.clear();
@@ -312,10 +323,7 @@ void Engine::loop() {
     }
     try {
       for (auto& sp : slots_) {
-        if (sp->job && sp->job->cancelled()) {
-          sp->job->finish("stop");
-          release(*sp);
-        }
+        if (sp->job && sp->job->cancelled()) end_job(*sp, "stop");
       }
       for (auto& sp : slots_) {
         if (sp->job && sp->resume_from_cp) {

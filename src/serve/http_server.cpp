@@ -101,6 +101,7 @@ struct HttpServer::Impl {
     g.top_p = r.top_p;
     g.seed = r.seed ? *r.seed : std::random_device{}();
     g.stop = r.stop;
+    g.ignore_eos = r.ignore_eos;
     if (refusing) throw ApiError(503, "server_error", "the server is shutting down");
     std::shared_ptr<Job> job = engine.submit(std::move(ids), std::move(g));
     if (!job) throw ApiError(503, "server_error", "the server is busy: every slot is taken and the queue is full; retry later");

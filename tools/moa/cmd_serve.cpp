@@ -1,6 +1,7 @@
 // moa serve: the OpenAI-compatible HTTP server (src/serve/). One engine thread runs every slot's
 // steps; HTTP connections each have a thread that only waits on their request. SIGINT / SIGTERM
 // drain: new requests get 503, running ones finish, then the process exits 0.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -16,7 +17,9 @@
 namespace moa::cli {
 namespace {
 
-volatile std::sig_atomic_t g_signal = 0;
+// Read by the watcher thread, so an atomic (lock-free, hence safe in a handler), not a volatile.
+std::atomic<int> g_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 extern "C" void on_signal(int sig) { g_signal = sig; }
 
 struct ServeOptions {
@@ -70,7 +73,7 @@ void run(ServeOptions o) {
   std::signal(SIGTERM, on_signal);
   std::thread watcher([&] {
     while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::fprintf(stderr, "moa serve: signal %d: draining\n", int(g_signal));
+    std::fprintf(stderr, "moa serve: signal %d: draining\n", g_signal.load());
     server.refuse_new();
     engine.drain();
     server.stop();

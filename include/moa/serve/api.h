@@ -37,6 +37,7 @@ struct CompletionRequest {
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool stream = false, include_usage = false;  // stream_options.include_usage
+  bool ignore_eos = false;                     // llama-server's extension: generate past EOS
 };
 
 CompletionRequest parse_completion_request(const std::string& body, bool chat);

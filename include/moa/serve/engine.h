@@ -40,6 +40,7 @@ struct GenParams {
   float top_p = 1.0f;
   uint64_t seed = 0;
   std::vector<std::string> stop;
+  bool ignore_eos = false;  // EOS is generated as text (benchmarks that need a fixed length)
 };
 
 // What a job reports; a streaming client reads text pieces as they come.
@@ -121,6 +122,7 @@ class Engine {
   void start_generation(Slot& s, const float* logits);
   void sample_and_emit(Slot& s, const float* logits);
   void release(Slot& s);
+  void end_job(Slot& s, const std::string& reason);
   void fail_all(const std::string& what);
   void publish_metrics();
 
