@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "moa/serve/api.h"
+#include "moa/serve/text_stream.h"
 #include "test_util.h"
 
 namespace moa {
@@ -387,6 +389,77 @@ TEST(Serve, SigtermDrainsRunningRequests) {
   running.join();
   EXPECT_EQ(result["usage"]["completion_tokens"], 300) << result.dump();
   EXPECT_NE(s.log().find("draining"), std::string::npos);
+}
+
+// TextStream: what a stream releases, piece by piece, adds up to what the whole answer is, for
+// stop strings split across tokens and UTF-8 characters split across byte tokens.
+std::string stream_all(const std::vector<std::string>& pieces, const std::vector<std::string>& stop,
+                       bool* stopped) {
+  serve::TextStream ts(stop);
+  std::string out;
+  for (const auto& p : pieces) {
+    out += ts.push(p);
+    if (ts.stopped()) break;
+  }
+  out += ts.finish();
+  *stopped = ts.stopped();
+  return out;
+}
+
+TEST(ServeText, StopStringsAndUtf8) {
+  bool stopped = false;
+  EXPECT_EQ(stream_all({"Hel", "lo wor", "ld"}, {}, &stopped), "Hello world");
+  EXPECT_FALSE(stopped);
+  // A stop string across three pieces: nothing of it, nor after it, is released.
+  EXPECT_EQ(stream_all({"ab", "cE", "N", "Dxyz"}, {"END"}, &stopped), "abc");
+  EXPECT_TRUE(stopped);
+  // A tail that looked like the start of a stop string but was not: released at once after.
+  serve::TextStream ts({"END"});
+  EXPECT_EQ(ts.push("abE"), "ab");
+  EXPECT_EQ(ts.push("x"), "Ex");
+  // The earliest of several stop strings wins.
+  EXPECT_EQ(stream_all({"one two three"}, {"three", "two"}, &stopped), "one ");
+  // A 3-byte character split over byte tokens is released whole, never half.
+  serve::TextStream u({});
+  EXPECT_EQ(u.push("a\xE2"), "a");
+  EXPECT_EQ(u.push("\x82"), "");
+  EXPECT_EQ(u.push("\xAC!"), "\xE2\x82\xAC!");
+  // An unfinished character at the end becomes U+FFFD, as decode() gives.
+  EXPECT_EQ(stream_all({"x\xF0\x9F"}, {}, &stopped), "x\xEF\xBF\xBD");
+  EXPECT_EQ(serve::complete_utf8_prefix("ab\xC3"), 2u);
+  EXPECT_EQ(serve::complete_utf8_prefix("ab\xC3\xA9"), 4u);
+  EXPECT_EQ(serve::complete_utf8_prefix("\x80\x80\x80\x80"), 4u);  // stray continuations count
+}
+
+// Request parsing, without a server: each field's checks and the forms prompts come in.
+TEST(ServeApi, ParsesAndRejectsFields) {
+  auto r = serve::parse_completion_request(R"({"prompt":[[1,2,3]],"max_tokens":5,"stop":"x","seed":3})", false);
+  EXPECT_EQ(r.prompt_ids, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(*r.max_tokens, 5);
+  EXPECT_EQ(r.stop, std::vector<std::string>{"x"});
+  EXPECT_EQ(*r.seed, 3u);
+  auto c = serve::parse_completion_request(
+      R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"max_completion_tokens":7})", true);
+  EXPECT_EQ(c.messages[0]["content"], "ab");
+  EXPECT_EQ(*c.max_tokens, 7);
+  auto rejects = [](const std::string& body, bool chat, const std::string& needle) {
+    try {
+      serve::parse_completion_request(body, chat);
+      ADD_FAILURE() << "accepted " << body;
+    } catch (const serve::ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  rejects(R"({"prompt":["a","b"]})", false, "several prompts");
+  rejects(R"({"prompt":"a","stop":["1","2","3","4","5"]})", false, "at most 4");
+  rejects(R"({"prompt":"a","top_p":0})", false, "'top_p' is 0");
+  rejects(R"({"prompt":"a","temperature":3})", false, "[0, 2]");
+  rejects(R"({"prompt":"a","n":2})", false, "'n' must be 1");
+  rejects(R"({"prompt":"a","max_tokens":1.5})", false, "expected an integer");
+  rejects(R"({"prompt":"a","max_tokens":18446744073709551615})", false, "too large");
+  rejects(R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", true, "not {\"type\": \"text\"");
+  rejects(R"({"prompt":"a","stream_options":3})", false, "'stream_options'");
 }
 
 // The official openai npm client (installed into tests/js by scripts/install-deps.sh) against the
