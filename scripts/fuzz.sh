@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses of fuzz/ (clang, ASan+UBSan, in build-fuzz/) and runs each one
-# for FUZZ_SECONDS (default 15) from its committed seed corpus fuzz/corpus/<target>/. Inputs the
-# fuzzer finds go to a scratch corpus, never into the repository. Exit 1 on any finding, with the
-# reproducer's path (replay it: build-fuzz/bin/fuzz_<target> FILE). Each run's execution count goes
-# to stdout as one line "fuzz_<target>: N executions in S s, 0 findings".
+# for FUZZ_SECONDS (default 15) from its committed seed corpus fuzz/corpus/<target>/ (and its
+# dictionary fuzz/dict/<target>.dict when there is one). Inputs the fuzzer finds go to a scratch
+# corpus, never into the repository. Exit 1 on any finding, with the reproducer's path (replay
+# it: build-fuzz/bin/fuzz_<target> FILE). Each run's execution count goes to stdout as one line
+# "fuzz_<target>: N executions in S s, 0 findings".
 #   make fuzz FUZZ_SECONDS=600          # long run
 #   FUZZ_TARGETS=gguf scripts/fuzz.sh   # one target
 set -euo pipefail
@@ -23,11 +24,13 @@ for t in $targets; do
   artifacts="$build/fuzz-artifacts/$t"
   rm -rf "$artifacts" && mkdir -p "$artifacts"  # only this run's findings
   log="$build/fuzz-$t.log"
+  dict=()
+  [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="fuzz/dict/$t.dict")
   # malloc_limit: a declared size must never become an allocation (issue: no allocation of the
   # declared size); timeout: a hang is a finding too.
   if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$build/bin/fuzz_$t" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-      -malloc_limit_mb=512 -print_final_stats=1 -artifact_prefix="$artifacts/" \
+      -malloc_limit_mb=512 -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" \
       "$scratch" "fuzz/corpus/$t" >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     echo "fuzz_$t: ${execs:-?} executions in $secs s, 0 findings"

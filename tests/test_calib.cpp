@@ -2,9 +2,10 @@
 // the token layout and loss mask of a sample.
 #include <gtest/gtest.h>
 
-#include "moa/data/calib.h"
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
+#include "moa/core/jsonl.h"
+#include "moa/data/calib.h"
 #include "moa/tokenizer/tokenizer.h"
 #include "test_util.h"
 
@@ -66,6 +67,23 @@ TEST(Calib, OneErrorPerBadLineNamingLineAndField) {
     EXPECT_EQ(e.find('\n'), std::string::npos) << e;
   }
   EXPECT_THROW(load_calib("/nonexistent/calib.jsonl"), InputError);
+}
+
+// A line longer than kMaxJsonlLineBytes is refused before it is copied or parsed (the reliability
+// issue: a JSONL line of gigabytes). The file is sparse: its 64 MiB of zeros take no disk.
+TEST(Calib, RefusesAGiantLineBeforeReadingIt) {
+  const std::filesystem::path dir = test::temp_dir("calib-giant");
+  const std::filesystem::path f = dir / "giant.jsonl";
+  const std::string first = "{\"prompt\": \"p\", \"answer\": \"a\"}\n";
+  write_text_atomic(f, first);
+  const uint64_t size = first.size() + kMaxJsonlLineBytes + 10;
+  std::filesystem::resize_file(f, size);
+  test::expect_input_error(f, [&] { load_calib(f); },
+                           {"giant.jsonl:2: line is longer than 67108864 bytes (64 MiB",
+                            fmt::format("in a file of {} bytes", size)});
+  // The same limit holds for every JSONL reader.
+  test::expect_input_error(f, [&] { load_prompts_jsonl(f); }, {"giant.jsonl:2: line is longer"});
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Calib, TokenizeMasksExactlyTheAnswer) {

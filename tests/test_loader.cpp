@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "moa/core/error.h"
@@ -143,6 +144,112 @@ TEST(Loader, BadConfig) {
   expect_load_error(dir, {"config.json", "rope_scaling", "yarn"});
 }
 
+// A string field holding a number used to escape as nlohmann's type_error (terminate in `moa
+// info`), and "architectures": [5] was taken for Llama: each is now one InputError naming the
+// field.
+TEST(Loader, ConfigFieldTypes) {
+  const nlohmann::json good = tiny_config().to_json();
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = good;
+    edit(j);
+    try {
+      ModelConfig::from_json(j, "config.json");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no InputError)");
+  };
+  for (auto [edit, needle] :
+       std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>>{
+           {[](auto& j) { j["model_type"] = 5; }, "field 'model_type' is 5, expected a string"},
+           {[](auto& j) { j["hidden_act"] = 5; }, "field 'hidden_act' is 5, expected a string"},
+           {[](auto& j) {
+              j["rope_scaling"] = {{"rope_type", 5}};
+            },
+            "field 'rope_scaling.rope_type' is 5, expected a string"},
+           {[](auto& j) {
+              j["rope_scaling"] = {{"type", true}, {"factor", 2}};
+            },
+            "field 'rope_scaling.type' is true, expected a string"},
+           {[](auto& j) { j["architectures"] = {5}; },
+            "field 'architectures' is [5], expected a list of class names"},
+           {[](auto& j) { j["architectures"] = "LlamaForCausalLM"; },
+            "field 'architectures' is \"LlamaForCausalLM\", expected a list"},
+           {[](auto& j) {
+              j.erase("architectures");
+              j["model_type"] = "gpt2";
+            },
+            "field 'model_type' is \"gpt2\" and there is no 'architectures'"}}) {
+    const std::string e = error_of(edit);
+    EXPECT_NE(e.find("config.json: " + needle), std::string::npos) << e;
+  }
+  // Without architectures, model_type names the family.
+  nlohmann::json j = good;
+  j.erase("architectures");
+  j["model_type"] = "qwen2";
+  EXPECT_EQ(ModelConfig::from_json(j, "config.json").architecture, "Qwen2ForCausalLM");
+}
+
+// Sizes no machine could hold are refused by the config reader, naming the numbers, before
+// anything is allocated from them.
+TEST(Loader, ConfigSizeLimits) {
+  nlohmann::json big = {{"architectures", {"LlamaForCausalLM"}},
+                        {"hidden_size", 4096},
+                        {"intermediate_size", 11008},
+                        {"num_hidden_layers", 32},
+                        {"num_attention_heads", 32},
+                        {"vocab_size", 32000}};
+  EXPECT_EQ(ModelConfig::from_json(big, "config.json").vocab, 32000);
+  auto expect_refused = [&](const nlohmann::json& j, const std::string& needle) {
+    test::expect_input_error("config.json", [&] { ModelConfig::from_json(j, "config.json"); },
+                             {needle});
+  };
+  nlohmann::json j = big;
+  j["vocab_size"] = 1000000000;
+  expect_refused(j,
+                 "vocab_size 1000000000 x hidden_size 4096 = 4.096e+12 weights in one matrix, "
+                 "more than the 1099511627776 (2^40)");
+  j = big;
+  j["num_hidden_layers"] = 1000000;
+  expect_refused(j,
+                 "num_hidden_layers 1000000 x 202375168 weights per layer + 262144000 in the "
+                 "embeddings is more than the 4398046511104 (2^42)");
+  j = big;
+  j["hidden_size"] = int64_t(1) << 32;
+  j["head_dim"] = 128;
+  expect_refused(j, "field 'hidden_size' is 4294967296, expected less than 2147483648 (2^31)");
+}
+
+// A config.json declaring more layers than the checkpoint holds is refused before the layers are
+// allocated.
+TEST(Loader, MoreLayersThanTheCheckpoint) {
+  fs::path dir = make_model("layers");
+  auto cfg = nlohmann::json::parse(read_text(dir / "config.json"));
+  cfg["num_hidden_layers"] = 1000000;
+  write_text_atomic(dir / "config.json", cfg.dump());
+  expect_load_error(dir, {"config.json: num_hidden_layers is 1000000",
+                          "no tensor 'model.layers.999999.input_layernorm.weight'"});
+}
+
+// What Model::save writes reads back as the same model, Qwen2's bias and window fields included
+// (fuzz_config's round trip).
+TEST(Loader, ConfigRoundTripsThroughToJson) {
+  nlohmann::json j = tiny_config().to_json();
+  j["architectures"] = {"Qwen2ForCausalLM"};
+  j.erase("attention_bias");
+  j["attention_bias"] = false;
+  j["mlp_bias"] = true;
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 8;
+  const ModelConfig c = ModelConfig::from_json(j, "config.json");
+  ASSERT_FALSE(c.qkv_bias);
+  const ModelConfig back = ModelConfig::from_json(c.to_json(), "to_json");
+  EXPECT_EQ(back.qkv_bias, c.qkv_bias);
+  EXPECT_EQ(back.mlp_bias, c.mlp_bias);
+  EXPECT_EQ(back.attention_out_bias, c.attention_out_bias);
+  EXPECT_EQ(back.sliding_window, 8);
+}
+
 TEST(Loader, ShardIndexNamesMissingShard) {
   fs::path dir = make_model("shard");
   write_text_atomic(dir / "model.safetensors.index.json",
@@ -160,6 +267,15 @@ TEST(LoaderCli, ExitTwoWithOneLine) {
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_TRUE(r.out.empty());
+  // A string field holding a number (the reliability issue: terminate with json type_error).
+  dir = make_model("cli-type");
+  auto cfg = nlohmann::json::parse(read_text(dir / "config.json"));
+  cfg["model_type"] = 5;
+  write_text_atomic(dir / "config.json", cfg.dump());
+  r = test::run_moa("info -m " + dir.string());
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("field 'model_type' is 5, expected a string"), std::string::npos) << r.err;
   // A text longer than the model's context.
   dir = make_model("ctx");
   write_text_atomic(dir / "ids.txt", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20");

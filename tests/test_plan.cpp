@@ -354,6 +354,36 @@ TEST(PlanFiles, BadInputIsOneClearError) {
   EXPECT_NE(msg.find("/nonexistent/plan.json"), std::string::npos) << msg;
 }
 
+// Sizes no model has are refused, naming the numbers, before the plan's tables are allocated (the
+// reliability issue: a plan for 10^6 layers), and token counts stay where the cache rule's
+// rounding cannot overflow.
+TEST(PlanFiles, RefusesImplausibleSizes) {
+  std::string layers = "{\"alphas\": [";
+  for (int l = 0; l < 65537; ++l) layers += l ? ",[0]" : "[0]";
+  layers += "], \"betas\": [[0]]}";
+  std::string msg = input_error_of([&] { Plan::parse(layers, "big.json"); });
+  EXPECT_NE(msg.find("big.json: alphas has 65537 layers, more than the 65536 a plan may hold"),
+            std::string::npos)
+      << msg;
+  std::string heads = "{\"alphas\": [[0";
+  for (int h = 0; h < 65536; ++h) heads += ",0";
+  heads += "]], \"betas\": [[0]]}";
+  msg = input_error_of([&] { Plan::parse(heads, "big.json"); });
+  EXPECT_NE(msg.find("big.json: alphas[0] has 65537 heads, more than the 65536"), std::string::npos)
+      << msg;
+  for (auto [field, value] :
+       {std::pair{"block", "2199023255552"}, {"min_cache", "4611686018427387904"}}) {
+    const std::string text = fmt::format(
+        R"({{"format": "moa-plan/1", "{}": {}, "rules": [{{"alphas": [[0]], "betas": [[0]]}}]}})",
+        field, value);
+    msg = input_error_of([&] { Plan::parse(text, "big.json"); });
+    EXPECT_NE(msg.find(fmt::format("big.json: {} is {}, expected an integer in 1..1099511627776",
+                                   field, value)),
+              std::string::npos)
+        << msg;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The cache rule
 

@@ -542,6 +542,20 @@ TEST(ProfileRun, ClearErrors) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("__metadata__.influence is 'sideways'"), std::string::npos) << e.what();
   }
+  // a length or block no profile has is refused: nb() = ceil(length / block) overflowed int64
+  for (const char* key : {"length", "block"}) {
+    const std::vector<float> one(1, 0.0f);
+    std::map<std::string, std::string> meta = {
+        {"format", kProfileFormat}, {"length", "64"}, {"block", "64"}, {"samples", "1"}};
+    meta[key] = "9223372036854775807";
+    write_safetensors(dir / "huge.safetensors",
+                      {{"influence", DType::kF32, {1, 1, 1, 1}, one.data()}}, meta);
+    test::expect_input_error(dir / "huge.safetensors",
+                             [&] { Profile::load(dir / "huge.safetensors"); },
+                             {fmt::format("__metadata__.{} is '9223372036854775807', expected an "
+                                          "integer in 1..1099511627776",
+                                          key)});
+  }
   fs::remove_all(dir);
 }
 

@@ -234,37 +234,41 @@ TEST(Tokenizer, ByteLevelInitTokenizer) {
   fs::remove_all(tmp);
 }
 
-// A SentencePiece model trained here (there is no real tokenizer.model offline).
+// A SentencePiece model trained here on a few sentences (there is no real tokenizer.model
+// offline); `flags` are the trainer's.
+std::string train_sentencepiece(const std::string& flags) {
+  struct Lines : sentencepiece::SentenceIterator {
+    std::vector<std::string> lines;
+    size_t i = 0;
+    bool done() const override { return i >= lines.size(); }
+    void Next() override { ++i; }
+    const std::string& value() const override { return lines[i]; }
+    sentencepiece::util::Status status() const override { return {}; }
+  } it;
+  const char* base[] = {
+      "The quick brown fox jumps over the lazy dog.",
+      "Tokenizers split text into pieces; byte fallback covers the rest.",
+      "Long-context inference keeps a cache of keys and values for every layer.",
+      "Mixture of sparse attention gives each head its own window and sink.",
+      "Numbers like 12345 and 3.14159 are split into digits.",
+      "Hello world! Hello again, world. Grüße aus München, café au lait.",
+  };
+  for (int rep = 0; rep < 40; ++rep) {
+    for (const char* s : base) it.lines.push_back(s);
+  }
+  std::string proto;
+  auto st = sentencepiece::SentencePieceTrainer::Train(flags + " --minloglevel=2", &it, &proto);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return proto;
+}
+
 class SentencePieceModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    struct Lines : sentencepiece::SentenceIterator {
-      std::vector<std::string> lines;
-      size_t i = 0;
-      bool done() const override { return i >= lines.size(); }
-      void Next() override { ++i; }
-      const std::string& value() const override { return lines[i]; }
-      sentencepiece::util::Status status() const override { return {}; }
-    } it;
-    const char* base[] = {
-        "The quick brown fox jumps over the lazy dog.",
-        "Tokenizers split text into pieces; byte fallback covers the rest.",
-        "Long-context inference keeps a cache of keys and values for every layer.",
-        "Mixture of sparse attention gives each head its own window and sink.",
-        "Numbers like 12345 and 3.14159 are split into digits.",
-        "Hello world! Hello again, world. Grüße aus München, café au lait.",
-    };
-    for (int rep = 0; rep < 40; ++rep) {
-      for (const char* s : base) it.lines.push_back(s);
-    }
-    std::string proto;
-    auto st = sentencepiece::SentencePieceTrainer::Train(
+    const std::string proto = train_sentencepiece(
         "--model_type=bpe --vocab_size=400 --byte_fallback=true --split_digits=true "
         "--normalization_rule_name=identity --remove_extra_whitespaces=false "
-        "--allow_whitespace_only_pieces=true --character_coverage=1.0 --hard_vocab_limit=false "
-        "--minloglevel=2",
-        &it, &proto);
-    ASSERT_TRUE(st.ok()) << st.ToString();
+        "--allow_whitespace_only_pieces=true --character_coverage=1.0 --hard_vocab_limit=false");
     dir_ = new fs::path(test::temp_dir("tok-spm"));
     write(*dir_ / "tokenizer.model", proto);
   }
@@ -339,6 +343,102 @@ std::string input_error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "(no InputError)";
+}
+
+// tokenizer.model is checked before libsentencepiece sees it
+// (src/tokenizer/sentencepiece_check.cpp). Each of these made the library abort or read outside the
+// file.
+namespace pb {
+std::string varint(uint64_t v) {
+  std::string s;
+  for (; v >= 0x80; v >>= 7) s += char(0x80 | (v & 0x7f));
+  return s + char(v);
+}
+std::string bytes(uint32_t field, const std::string& payload) {
+  return varint(field << 3 | 2) + varint(payload.size()) + payload;
+}
+std::string number(uint32_t field, uint64_t v) { return varint(field << 3) + varint(v); }
+std::string u32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
+}  // namespace pb
+
+TEST(SentencePieceCheck, EmptyOrNulPieceIsRefused) {
+  // fuzz_sentencepiece: a unigram model whose piece 40 holds a NUL byte made the library's trie
+  // builder see a zero-length key and throw from where it cannot be caught (std::terminate).
+  const fs::path f = fs::path(MOA_TEST_DATA) / "fuzz" / "sentencepiece-nul-piece.model";
+  test::expect_input_error(f, [&] { Tokenizer::load(f); }, {"piece 40 holds a NUL byte"});
+  fs::path d = test::temp_dir("tok-spm-empty");
+  const std::string unk = pb::bytes(1, pb::bytes(1, "<unk>") + pb::number(3, 2));
+  write(d / "tokenizer.model", unk + pb::bytes(1, pb::bytes(1, std::string("a\0b", 3))));
+  test::expect_input_error(d / "tokenizer.model", [&] { Tokenizer::load(d / "tokenizer.model"); },
+                           {"piece 1 holds a NUL byte"});
+  // A piece message without its text, and one whose text is "".
+  for (const std::string& piece : {pb::number(3, 1), pb::bytes(1, "")}) {
+    write(d / "tokenizer.model", unk + pb::bytes(1, piece));
+    test::expect_input_error(d / "tokenizer.model", [&] { Tokenizer::load(d / "tokenizer.model"); },
+                             {"piece 1 is empty"});
+  }
+  fs::remove_all(d);
+}
+
+TEST(SentencePieceCheck, BrokenCharsmapIsRefused) {
+  fs::path d = test::temp_dir("tok-spm-charsmap");
+  const std::string pieces =
+      pb::bytes(1, pb::bytes(1, "<unk>") + pb::number(3, 2)) + pb::bytes(1, pb::bytes(1, "a"));
+  // One unit whose offset sends the first lookup to unit 1000 of 1.
+  const std::string root_out = pb::u32(4) + pb::u32(1000u << 10) + std::string(1, '\0');
+  write(d / "tokenizer.model", pieces + pb::bytes(3, pb::bytes(1, "x") + pb::bytes(2, root_out)));
+  test::expect_input_error(
+      d / "tokenizer.model", [&] { Tokenizer::load(d / "tokenizer.model"); },
+      {"normalizer_spec.precompiled_charsmap is broken", "the root points to unit 1000 of 1"});
+  // A trie size beyond the blob, in the denormalizer.
+  const std::string too_long = pb::u32(4096) + pb::u32(0);
+  write(d / "tokenizer.model", pieces + pb::bytes(5, pb::bytes(2, too_long)));
+  test::expect_input_error(d / "tokenizer.model", [&] { Tokenizer::load(d / "tokenizer.model"); },
+                           {"denormalizer_spec.precompiled_charsmap", "4096 bytes of a 8-byte"});
+  // Bytes that are not protobuf at all.
+  write(d / "tokenizer.model", "\x0a\xff\xff\xff\xff\x0f");
+  test::expect_input_error(d / "tokenizer.model", [&] { Tokenizer::load(d / "tokenizer.model"); },
+                           {"not a SentencePiece model", "runs past the end"});
+  fs::remove_all(d);
+}
+
+// The check must accept the tries libsentencepiece builds: nmt_nfkc's precompiled charsmap, used
+// as the library uses it.
+TEST(SentencePieceCheck, RealCharsmapIsAccepted) {
+  const std::string proto = train_sentencepiece(
+      "--model_type=unigram --vocab_size=200 --normalization_rule_name=nmt_nfkc "
+      "--character_coverage=1.0 --hard_vocab_limit=false");
+  fs::path d = test::temp_dir("tok-spm-nfkc");
+  write(d / "tokenizer.model", proto);
+  sentencepiece::SentencePieceProcessor sp;
+  ASSERT_TRUE(sp.LoadFromSerializedProto(proto).ok());
+  auto tok = Tokenizer::load(d / "tokenizer.model");
+  for (const std::string text :
+       {"Hello world", "\uff26\uff55\uff4c\uff4c width \u2460 \u00bd", "cafe\u0301 \ufb01"}) {
+    std::vector<int> want;
+    ASSERT_TRUE(sp.Encode(text, &want).ok());
+    EXPECT_EQ(tok->encode(text, false), std::vector<int32_t>(want.begin(), want.end())) << text;
+  }
+  fs::remove_all(d);
+}
+
+TEST(Tokenizer, BadAddedTokensDecoderNamesTheField) {
+  fs::path d = test::temp_dir("tok-added");
+  write(d / "tokenizer.json", make_byte_level_tokenizer_json());
+  const fs::path cfg = d / "tokenizer_config.json";
+  for (auto [text, needle] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"added_tokens_decoder": {"-1": {"content": "<x>"}}})",
+            "has key \"-1\", expected a token id in 0..16777215"},
+           {R"({"added_tokens_decoder": {"2147483647": {"content": "<x>"}}})",
+            "has key \"2147483647\""},
+           {R"({"added_tokens_decoder": {"300": {"content": 5}}})",
+            "'added_tokens_decoder.300.content' is 5, expected a string"},
+           {R"({"added_tokens_decoder": {"300": {"content": "<x>", "special": "yes"}}})",
+            "'added_tokens_decoder.300.special' is \"yes\", expected true or false"}}) {
+    write(cfg, text);
+    test::expect_input_error(cfg, [&] { Tokenizer::load(d); }, {needle});
+  }
+  fs::remove_all(d);
 }
 
 TEST(Tokenizer, BadInputNamesFileAndField) {

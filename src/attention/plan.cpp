@@ -219,9 +219,15 @@ std::optional<std::pair<double, double>> Plan::uniform_rule() const {
 }
 
 void Plan::set_params(int64_t sink, int64_t block, int64_t min_cache) {
-  if (block < 1) input_error("{}: block is {}, expected a positive integer", source_, block);
-  if (min_cache < 1) {
-    input_error("{}: min_cache is {}, expected a positive integer", source_, min_cache);
+  // Token counts beyond 2^40 are no context length; bounding them keeps the cache rule's rounding
+  // (c + block - 1) inside int64.
+  constexpr int64_t kMaxTokens = int64_t(1) << 40;
+  if (block < 1 || block > kMaxTokens) {
+    input_error("{}: block is {}, expected an integer in 1..{} (2^40)", source_, block, kMaxTokens);
+  }
+  if (min_cache < 1 || min_cache > kMaxTokens) {
+    input_error("{}: min_cache is {}, expected an integer in 1..{} (2^40)", source_, min_cache,
+                kMaxTokens);
   }
   if (sink < 0) input_error("{}: sink is {}, expected 0 or more", source_, sink);
   if (sink >= min_cache) {

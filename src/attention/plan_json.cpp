@@ -38,6 +38,11 @@ const char* kind_of(const json& v) {
   }
 }
 
+// Layers, and heads per layer, a plan may have: far beyond any model (Llama-3-405B has 126 layers
+// of 128 heads), and refused before the plan's tables are allocated (the reliability issue's plan
+// for 10^6 layers).
+constexpr size_t kMaxPlanRows = 65536;
+
 // Reads one [layers][heads] matrix of finite numbers.
 void read_matrix(const json& j, const std::string& src, const std::string& field,
                  std::vector<std::vector<double>>& out, std::vector<std::vector<bool>>& ints) {
@@ -47,6 +52,10 @@ void read_matrix(const json& j, const std::string& src, const std::string& field
   }
   if (j.empty())
     input_error("{}: {} is empty, expected one list of per-head numbers per layer", src, field);
+  if (j.size() > kMaxPlanRows) {
+    input_error("{}: {} has {} layers, more than the {} a plan may hold", src, field, j.size(),
+                kMaxPlanRows);
+  }
   out.assign(j.size(), {});
   ints.assign(j.size(), {});
   bool any_int = false;
@@ -58,6 +67,10 @@ void read_matrix(const json& j, const std::string& src, const std::string& field
     }
     if (row.empty())
       input_error("{}: {}[{}] is empty, expected one number per head", src, field, l);
+    if (row.size() > kMaxPlanRows) {
+      input_error("{}: {}[{}] has {} heads, more than the {} a plan may hold", src, field, l,
+                  row.size(), kMaxPlanRows);
+    }
     if (row.size() != j[0].size()) {
       input_error("{}: {}[{}] has {} heads, {}[0] has {} (every layer needs the same head count)",
                   src, field, l, row.size(), field, j[0].size());

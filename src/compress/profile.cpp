@@ -1,6 +1,7 @@
 #include "moa/compress/profile.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "moa/core/error.h"
@@ -21,8 +22,13 @@ Profile Profile::zeros(int64_t layers, int64_t heads, int64_t length, int64_t bl
 
 namespace {
 
+// Lengths and blocks beyond 2^40 tokens are no profile; the bound keeps nb() = ceil(length /
+// block) inside int64 (a length near 2^63 overflowed it: signed overflow).
+constexpr int64_t kMaxProfileTokens = int64_t(1) << 40;
+
 int64_t meta_int(const std::map<std::string, std::string>& meta, const std::string& key,
-                 const std::string& file, int64_t min_value) {
+                 const std::string& file, int64_t min_value,
+                 int64_t max_value = std::numeric_limits<int64_t>::max()) {
   auto it = meta.find(key);
   if (it == meta.end()) input_error("{}: __metadata__ has no '{}' (expected a moa-profile/1 file)", file, key);
   size_t used = 0;
@@ -32,9 +38,13 @@ int64_t meta_int(const std::map<std::string, std::string>& meta, const std::stri
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != it->second.size() || v < min_value) {
-    input_error("{}: __metadata__.{} is '{}', expected an integer >= {}", file, key, it->second,
-                min_value);
+  if (used != it->second.size() || v < min_value || v > max_value) {
+    if (max_value == std::numeric_limits<int64_t>::max()) {
+      input_error("{}: __metadata__.{} is '{}', expected an integer >= {}", file, key, it->second,
+                  min_value);
+    }
+    input_error("{}: __metadata__.{} is '{}', expected an integer in {}..{}", file, key, it->second,
+                min_value, max_value);
   }
   return v;
 }
@@ -58,8 +68,8 @@ Profile Profile::load(const std::filesystem::path& path) {
     input_error("{}: tensor 'influence' has rank {}, expected 4 [layers, heads, nb, nb]", file, t.shape.size());
   }
   Profile p;
-  p.length = meta_int(meta, "length", file, 1);
-  p.block = meta_int(meta, "block", file, 1);
+  p.length = meta_int(meta, "length", file, 1, kMaxProfileTokens);
+  p.block = meta_int(meta, "block", file, 1, kMaxProfileTokens);
   p.samples = meta_int(meta, "samples", file, 0);
   if (auto m = meta.find("model"); m != meta.end()) p.model = m->second;
   if (auto k = meta.find("influence"); k != meta.end()) {

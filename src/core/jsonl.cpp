@@ -1,5 +1,9 @@
 #include "moa/core/jsonl.h"
 
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
 
@@ -15,22 +19,32 @@ const char* json_kind(const nlohmann::json& j) {
   return "an object";
 }
 
-int64_t for_each_jsonl_object(
-    const std::string& text, const std::string& source,
+namespace {
+
+int64_t for_each_line(
+    std::string_view text, const std::string& source,
     const std::function<void(const nlohmann::json&, const std::string&)>& on_object) {
   size_t pos = 0;
   int64_t line_no = 0, objects = 0;
   while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    const std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
+    // Only up to the limit is searched: a line longer than that is refused before it is parsed.
+    const size_t span = std::min(text.size() - pos, kMaxJsonlLineBytes + 1);
+    const void* nl = std::memchr(text.data() + pos, '\n', span);
+    const size_t end = nl ? size_t(static_cast<const char*>(nl) - text.data()) : pos + span;
     ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (end - pos > kMaxJsonlLineBytes) {
+      input_error(
+          "{}:{}: line is longer than {} bytes ({} MiB, the most one record may have) in "
+          "a file of {} bytes",
+          source, line_no, kMaxJsonlLineBytes, kMaxJsonlLineBytes >> 20, text.size());
+    }
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     const std::string where = source + ":" + std::to_string(line_no);
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(line);
+      j = nlohmann::json::parse(line.begin(), line.end());
     } catch (const nlohmann::json::exception& e) {
       input_error("{}: not JSON ({}); expected one object per line", where, e.what());
     }
@@ -41,10 +55,21 @@ int64_t for_each_jsonl_object(
   return objects;
 }
 
+}  // namespace
+
+int64_t for_each_jsonl_object(
+    const std::string& text, const std::string& source,
+    const std::function<void(const nlohmann::json&, const std::string&)>& on_object) {
+  return for_each_line(text, source, on_object);
+}
+
 int64_t for_each_jsonl_object(
     const std::filesystem::path& path,
     const std::function<void(const nlohmann::json&, const std::string&)>& on_object) {
-  return for_each_jsonl_object(read_text(path), path.string(), on_object);
+  // Mapped, not read: a file holding a line of gigabytes is refused without a copy of it.
+  const MappedFile map(path);
+  return for_each_line(std::string_view(reinterpret_cast<const char*>(map.data()), map.size()),
+                       path.string(), on_object);
 }
 
 std::vector<std::string> load_prompts_jsonl(const std::filesystem::path& path) {

@@ -35,6 +35,12 @@ CalibSample parse_sample(const nlohmann::json& j, const std::string& where) {
   return s;
 }
 
+std::vector<CalibSample> nonempty(std::vector<CalibSample> samples, const std::string& source) {
+  if (samples.empty())
+    input_error("{}: no samples (expected JSONL, one {{\"prompt\", \"answer\"}} per line)", source);
+  return samples;
+}
+
 }  // namespace
 
 std::vector<CalibSample> parse_calib(const std::string& text, const std::string& source) {
@@ -42,13 +48,16 @@ std::vector<CalibSample> parse_calib(const std::string& text, const std::string&
   for_each_jsonl_object(text, source, [&](const nlohmann::json& j, const std::string& where) {
     out.push_back(parse_sample(j, where));
   });
-  if (out.empty())
-    input_error("{}: no samples (expected JSONL, one {{\"prompt\", \"answer\"}} per line)", source);
-  return out;
+  return nonempty(std::move(out), source);
 }
 
+// From the file itself (memory-mapped by for_each_jsonl_object), not a copy of it.
 std::vector<CalibSample> load_calib(const std::filesystem::path& path) {
-  return parse_calib(read_text(path), path.string());
+  std::vector<CalibSample> out;
+  for_each_jsonl_object(path, [&](const nlohmann::json& j, const std::string& where) {
+    out.push_back(parse_sample(j, where));
+  });
+  return nonempty(std::move(out), path.string());
 }
 
 int64_t TokenizedSample::scored_tokens() const {

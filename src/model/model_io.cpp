@@ -64,6 +64,15 @@ Model Model::load(const std::filesystem::path& dir) {
   if (!c.tie_embeddings) {
     m.lm_head = load_matrix(st, "lm_head.weight", V, C);
   }
+  // The last layer's tensors must be there before the layers are allocated: a config.json that
+  // declares more layers than the checkpoint holds must not become one huge allocation.
+  if (const std::string last = fmt::format("model.layers.{}.input_layernorm.weight", c.layers - 1);
+      !st.find(last)) {
+    input_error(
+        "{}: num_hidden_layers is {}, but the checkpoint has no tensor '{}' (it holds {} "
+        "tensors)",
+        (dir / "config.json").string(), c.layers, last, st.names().size());
+  }
   m.layers.resize(size_t(c.layers));
   for (int64_t i = 0; i < c.layers; ++i) {
     auto& L = m.layers[size_t(i)];

@@ -27,7 +27,6 @@ namespace {
 
 // llama.cpp's token types (tokenizer.ggml.token_type).
 constexpr int64_t kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4;
-constexpr uint64_t kMaxTokens = uint64_t(1) << 24;
 
 // The split regexes exactly as the families' tokenizer.json files write them (find_split_pattern
 // knows these sources).
@@ -113,9 +112,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
                 model);
   }
   const GgufValue& tv = g.get_array("tokenizer.ggml.tokens", GgufType::kString);
-  if (tv.count == 0 || tv.count > kMaxTokens) {
+  if (tv.count == 0 || tv.count > uint64_t(tok::kMaxVocab)) {
     input_error("{}: metadata key 'tokenizer.ggml.tokens' has {} tokens, expected 1..{}", f,
-                tv.count, kMaxTokens);
+                tv.count, uint64_t(tok::kMaxVocab));
   }
   const std::vector<std::string>& tokens = tv.strs;
   const size_t n = tokens.size();

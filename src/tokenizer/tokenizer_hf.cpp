@@ -14,8 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int64_t kMaxVocab = int64_t(1) << 24;  // ids beyond this are a broken file, not a vocab
-
 // Field access that reports the file and the field's path.
 struct Ctx {
   const std::string& file;

@@ -20,6 +20,10 @@
 
 namespace moa::tok {
 
+// Token ids from 2^24 on are a broken file, not a vocabulary (the largest real ones are ~2^18):
+// every loader refuses them before allocating per-id tables.
+inline constexpr int64_t kMaxVocab = int64_t(1) << 24;
+
 // ---- string helpers -------------------------------------------------------------------------
 
 // Hash that lets unordered_map<std::string, ..> be queried with a string_view.
@@ -227,5 +231,9 @@ class HfTokenizer final : public Tokenizer {
 
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::filesystem::path& file,
                                               const SpecialConfig& cfg);
+// InputError unless libsentencepiece can be handed these bytes safely (sentencepiece_check.cpp):
+// a well-formed protobuf, at most kMaxVocab pieces, none empty or holding NUL, and normalizer
+// tries whose every lookup stays inside them.
+void check_sentencepiece_model(std::string_view bytes, const std::string& file);
 
 }  // namespace moa::tok

@@ -98,12 +98,31 @@ SpecialConfig read_special_config(const fs::path& dir) {
           input_error("{}: field 'added_tokens_decoder' has key \"{}\", expected a token id",
                       p.string(), t.key());
         }
-        a.content = (*t)["content"].get<std::string>();
-        a.special = t->value("special", false);
-        a.lstrip = t->value("lstrip", false);
-        a.rstrip = t->value("rstrip", false);
-        a.single_word = t->value("single_word", false);
-        a.normalized = t->value("normalized", !a.special);
+        if (a.id < 0 || a.id >= kMaxVocab) {
+          input_error(
+              "{}: field 'added_tokens_decoder' has key \"{}\", expected a token id in 0..{}",
+              p.string(), t.key(), kMaxVocab - 1);
+        }
+        const json& content = (*t)["content"];
+        if (!content.is_string()) {
+          input_error("{}: field 'added_tokens_decoder.{}.content' is {}, expected a string",
+                      p.string(), t.key(), content.dump());
+        }
+        a.content = content.get<std::string>();
+        auto flag = [&](const char* key, bool def) {
+          auto it = t->find(key);
+          if (it == t->end() || it->is_null()) return def;
+          if (!it->is_boolean()) {
+            input_error("{}: field 'added_tokens_decoder.{}.{}' is {}, expected true or false",
+                        p.string(), t.key(), key, it->dump());
+          }
+          return it->get<bool>();
+        };
+        a.special = flag("special", false);
+        a.lstrip = flag("lstrip", false);
+        a.rstrip = flag("rstrip", false);
+        a.single_word = flag("single_word", false);
+        a.normalized = flag("normalized", !a.special);
         cfg.added_tokens.push_back(std::move(a));
       }
     }

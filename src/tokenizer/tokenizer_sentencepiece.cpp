@@ -8,8 +8,9 @@
 #include <unordered_set>
 
 #include "moa/core/error.h"
-#include "tokenizer/tokenizer_internal.h"
+#include "moa/core/file_io.h"
 #include "moa/tokenizer/unicode.h"
+#include "tokenizer/tokenizer_internal.h"
 
 namespace moa::tok {
 
@@ -18,7 +19,9 @@ namespace {
 class SpTokenizer final : public Tokenizer {
  public:
   SpTokenizer(const std::filesystem::path& file, const SpecialConfig& cfg) : file_(file.string()) {
-    if (auto st = sp_.Load(file_); !st.ok()) {
+    const std::string bytes = read_text(file);
+    check_sentencepiece_model(bytes, file_);
+    if (auto st = sp_.LoadFromSerializedProto(bytes); !st.ok()) {
       input_error("{}: not a SentencePiece model ({})", file_, st.ToString());
     }
     vocab_size_ = sp_.GetPieceSize();

@@ -150,7 +150,7 @@ class Plan {
   int64_t min_cache() const { return min_cache_; }
   // InputError when sink < 0 or sink >= min_cache (the window would be empty).
   void set_sink(int64_t sink);
-  // InputError when block < 1, min_cache < 1 or sink >= min_cache.
+  // InputError when block or min_cache is outside 1..2^40, or sink >= min_cache.
   void set_params(int64_t sink, int64_t block, int64_t min_cache);
   bool per_kv_head() const { return per_kv_head_; }
   void set_per_kv_head(bool v) { per_kv_head_ = v; }
