@@ -41,7 +41,9 @@ async function one() {
     if (r.status !== 200) { errors++; await r.text(); return; }
     const reader = r.body.getReader();
     const dec = new TextDecoder();
-    let buf = "", got = 0;
+    // Tokens: the usage chunk when the server sends one, else one per text chunk (llama-server
+    // streams one token per chunk).
+    let buf = "", usage = -1, chunks = 0;
     for (;;) {
       const { value, done: end } = await reader.read();
       if (end) break;
@@ -52,11 +54,14 @@ async function one() {
         if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
         const j = JSON.parse(ev.slice(6));
         if (j.error) { errors++; continue; }
-        if (j.usage) got = j.usage.completion_tokens;
-        if (!first && j.choices?.length && j.choices[0].text) first = performance.now();
+        if (j.usage) usage = j.usage.completion_tokens;
+        if (j.choices?.length && j.choices[0].text) {
+          chunks++;
+          if (!first) first = performance.now();
+        }
       }
     }
-    tokens += got;
+    tokens += usage >= 0 ? usage : chunks;
     ttft.push((first || performance.now()) - t0);
     done++;
   } catch (e) { errors++; }
