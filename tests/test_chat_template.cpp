@@ -204,7 +204,8 @@ TEST(ChatTemplate, UnsupportedConstructsAreNamed) {
                    "unsupported: setting a namespace attribute");
   EXPECT_ERROR_HAS("{% break %}", "'{% break %}' outside a loop");
   EXPECT_ERROR_HAS("{{ range }}", "cannot print a function ('range')");
-  EXPECT_ERROR_HAS("{{ x }}", "");
+  EXPECT_ERROR_HAS("{{ '{}'.format(1) }}", "cannot call 'format': it is undefined");
+  EXPECT_ERROR_HAS("{{ cycler() }}", "cannot call 'cycler'");
   EXPECT_NE(error_of("{{ v }}", {{"range", 1}}).find("would replace a built-in"),
             std::string::npos);
 }
@@ -269,6 +270,16 @@ TEST(ChatTemplate, BytesPassThrough) {
   const std::string bad = "a\xff\xc3(b\xed\xa0\x80";
   EXPECT_EQ(run("{{ s }}|{{ s | trim }}|{{ s | length }}", {{"s", bad}}), bad + "|" + bad + "|8");
   EXPECT_EQ(run(bad + "{{ 1 }}"), bad + "1");
+}
+
+// Inputs the fuzzer (fuzz/fuzz_jinja.cpp) found, each once a sanitizer report.
+TEST(ChatTemplate, FuzzFindings) {
+  // An index of 8.9e36 was cast to int64 (UBSan: outside the range of representable values).
+  EXPECT_EQ(run("{{ s[88888888888888888888888888888888888-1] }}|{{ s[-99999999999999999999] }}|{{ "
+                "l[-88888888888888888888] }}",
+                {{"s", "abc"}, {"l", json::array({1})}}),
+            "||");
+  EXPECT_ERROR_HAS("{{ {} | tojson(indent=-100000000000000000000) }}", "indent out of range");
 }
 
 TEST(ChatTemplate, StrftimeNowUsesTheGivenClock) {

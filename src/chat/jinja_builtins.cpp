@@ -229,7 +229,7 @@ Value Interp::apply_filter(const Value& v, const Node& f, const EnvPtr& env, siz
       JsonOptions opt;
       if (const Value* ind = kwarg(kw, "indent")) {
         if (ind->is(Kind::kInt)) {
-          if (ind->num > 1e6) fail("tojson: indent too large");
+          if (std::fabs(ind->num) > 1e6) fail("tojson: indent out of range");
           opt.indent = static_cast<int>(ind->num);
         } else if (!ind->is(Kind::kNull)) {
           fail("tojson: indent must be an integer");

@@ -249,7 +249,9 @@ Value Interp::member(const Node& n, const EnvPtr& env) {
   }
   if (obj.is_array() || obj.is(Kind::kString)) {
     if (prop.is(Kind::kInt)) {
-      if (!std::isfinite(prop.num)) return Value::undefined();
+      // Past 2^53 no index exists (and the cast to int64 would overflow).
+      if (!std::isfinite(prop.num) || std::fabs(prop.num) > 9007199254740992.0)
+        return Value::undefined();
       auto i = static_cast<int64_t>(std::trunc(prop.num));
       if (obj.is(Kind::kString)) {
         std::string ch;
@@ -364,7 +366,14 @@ Args Interp::eval_call_args(const NodeList& args, const EnvPtr& env) {
 Value Interp::call(const Node& n, const EnvPtr& env) {
   Args args = eval_call_args(n.items, env);
   const Value fn = eval(*n.a, env);
-  if (!fn.is(Kind::kFunction)) fail(std::string("cannot call a ") + fn.type_name());
+  if (!fn.is(Kind::kFunction)) {
+    const Node& c = *n.a;
+    const bool named = c.kind == NodeKind::kName || (c.kind == NodeKind::kMember && !c.flag);
+    fail(named ? "cannot call '" + (c.kind == NodeKind::kName ? c.text : c.b->text) + "': it is " +
+                     (fn.is(Kind::kUndefined) ? "undefined (not a supported function or method)"
+                                              : std::string("a ") + fn.type_name())
+               : std::string("cannot call a ") + fn.type_name());
+  }
   return fn.fn->call(args, env.get());
 }
 

@@ -328,7 +328,7 @@ double js_parse_float(std::string_view s) {
 double js_to_number(std::string_view s) {
   s = js_trim(s);
   if (s.empty()) return 0;
-  if (s.size() > 2 && s[0] == '0' && (s[1] | 0x20) != 0 &&
+  if (s.size() > 2 && s[0] == '0' &&
       std::string_view("xob").find(s[1] | 0x20) != std::string_view::npos) {
     const int base = (s[1] | 0x20) == 'x' ? 16 : (s[1] | 0x20) == 'o' ? 8 : 2;
     double v = 0;

@@ -18,22 +18,26 @@
 // (and True/False/None), lists, tuples, dicts, attribute and subscript access, slices, calls with
 // keyword arguments and */** unpacking, + - * / // % **, ~, comparisons, and/or/not, in/not in,
 // `x if c else y` (and `x if c`), filters, tests.
-// Filters: safe, tojson (indent, ensure_ascii, sort_keys, separators), length, count-free subset:
-// list, first, last, reverse, sort, join, string, unique, items, upper, lower, title, capitalize,
-// trim, indent, int, float, abs, bool, default, map(attribute=), selectattr, rejectattr, replace,
-// dictsort, and a dict's get/keys/values. Tests: defined, undefined, none, string, number,
-// integer, boolean, true, false, iterable, mapping, sequence, callable, odd, even, lower, upper,
-// equalto/eq. Methods: str.upper lower strip lstrip rstrip title capitalize startswith endswith
-// split replace, str.length; list.length; dict.get items keys values dictsort. Globals: range,
-// namespace, raise_exception, strftime_now (%Y %m %d %b %B %H %M %%).
+// Filters: safe, tojson (indent, ensure_ascii, sort_keys, separators), length, list, first, last,
+// reverse, sort (reverse, case_sensitive, attribute), join, string, unique, items, upper, lower,
+// title, capitalize, trim, indent (width, first, blank), int, float, abs, bool, default(value,
+// boolean), map(attribute=, default=), selectattr / rejectattr (attribute, test, value), replace,
+// dictsort, and a dict's get/keys/values. As in the reference, which filters apply depends on the
+// value's type and on the form: `x | default('y')` works, a bare `x | default` does not. Tests:
+// defined, undefined, none, string, number, integer, boolean, true, false, iterable, mapping,
+// sequence, callable, odd, even, lower, upper, equalto/eq. Methods: str.upper lower strip lstrip
+// rstrip title capitalize startswith endswith split replace, str.length; list.length; dict.get
+// items keys values dictsort. Globals: range, namespace, raise_exception, strftime_now (%Y %m %d %b
+// %B %H %M %%).
 //
 // Not supported (each is a clear InputError naming it, never a crash): include, extends, block,
 // import, with, raw and other statements; filters and tests outside the lists above (e.g. count,
 // reject, select, batch, wordcount, tests with arguments such as divisibleby(3)); str.format and
 // other Python string methods; a namespace attribute set to a value that holds a namespace (the
 // one way to build a cycle). Known gaps against the reference: upper/lower/title map ASCII
-// letters only; sort_keys orders keys by byte, not by locale; integers are IEEE doubles (as in
-// JavaScript) but dict keys follow nlohmann::json's order (sorted), not insertion order.
+// letters only; sort_keys orders keys by byte, not by locale; numbers are IEEE doubles as in
+// JavaScript, but the context's dict keys come in nlohmann::json's order (sorted), where
+// JavaScript would keep the order of the JSON text (dict literals keep theirs).
 //
 // Limits (RenderOptions): nesting depth, output size, evaluation steps, bytes of strings built and
 // items per list; exceeding one is an InputError naming it.
