@@ -16,6 +16,7 @@
 #include "moa/chat/chat_template.h"
 #include "moa/chat/jinja.h"
 #include "moa/core/error.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -167,8 +168,11 @@ TEST(ChatTemplate, ReferenceLive) {
   }
   const fs::path out =
       fs::temp_directory_path() / ("moa-chat-expected-" + std::to_string(::getpid()) + ".json");
+  // Random templates too, from a fresh seed (printed, so a failure can be replayed).
+  const uint64_t seed = moa::test::draw_seed() % 2147483648u;
   const std::string cmd = "node '" + (kDir / "make_expected.mjs").string() + "' --out '" +
-                          out.string() + "' 2>/dev/null";
+                          out.string() + "' --random 2000 --seed " + std::to_string(seed) +
+                          " 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const json live = json::parse(read_file(out));
   fs::remove(out);
@@ -179,6 +183,15 @@ TEST(ChatTemplate, ReferenceLive) {
   EXPECT_TRUE(live["snippets"] == expected()["snippets"])
       << "expected.json is stale: rerun make_expected.mjs";
   check_all(live);
+  size_t matched = 0, outputs = 0;
+  for (const json& r : live["random"]) {
+    const std::string bad = compare(render_snippet(live, r), r);
+    EXPECT_EQ(bad, "") << "random template " << r["source"];
+    matched += bad.empty();
+    outputs += r.contains("output");
+  }
+  std::printf("random templates (seed %llu): %zu of %zu agree (%zu outputs)\n",
+              static_cast<unsigned long long>(seed), matched, live["random"].size(), outputs);
 }
 
 TEST(ChatTemplate, SyntaxErrorNamesLineAndColumn) {

@@ -57,9 +57,8 @@ Value attribute_path(const Value& item, const std::string& path) {
 std::string unique_key(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined:
+    case Kind::kNull:  // none's value is undefined in the reference
       return "u";
-    case Kind::kNull:
-      return "n";
     case Kind::kBool:
       return v.flag ? "b1" : "b0";
     case Kind::kInt:
@@ -481,8 +480,9 @@ void Interp::declare_globals(Env& env) {
   env.vars["True"] = Value::boolean(true);
   env.vars["None"] = Value::null();
   env.vars["raise_exception"] = Value::function("raise_exception", [](Args& a, Env*) -> Value {
-    const std::string msg =
-        a.empty() || a[0].is(Kind::kUndefined) ? "" : to_js_string(a[0], size_t{1} << 16);
+    const std::string msg = a.empty() || a[0].is(Kind::kUndefined) || a[0].is(Kind::kNull)
+                                ? ""
+                                : to_js_string(a[0], size_t{1} << 16);
     throw RaisedError{msg};
   });
   Interp* in = this;

@@ -241,7 +241,9 @@ bool loose_equal(const Value& a, const Value& b) {
 }
 
 bool strict_equal(const Value& a, const Value& b) {
-  const JsType ta = js_type(a), tb = js_type(b);
+  JsType ta = js_type(a), tb = js_type(b);
+  if (ta == JsType::kNull) ta = JsType::kUndefined;  // none's value is undefined there (above)
+  if (tb == JsType::kNull) tb = JsType::kUndefined;
   if (ta != tb) return false;
   switch (ta) {
     case JsType::kUndefined:
@@ -370,10 +372,11 @@ std::string to_json(const Value& v, const JsonOptions& opt, bool undefined_as_nu
 
 std::string to_output(const Value& v, size_t limit) {
   switch (v.kind) {
+    // The reference builds none without a value, so it prints as JavaScript's undefined (where
+    // it prints at all: {{ none }} prints nothing, and JSON has null).
     case Kind::kUndefined:
-      return "undefined";
     case Kind::kNull:
-      return "null";
+      return "undefined";
     case Kind::kBool:
       return v.flag ? "true" : "false";
     case Kind::kInt:

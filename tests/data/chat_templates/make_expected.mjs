@@ -4,7 +4,10 @@
 // byte for byte, and reruns this script live when tests/js/node_modules is installed.
 //
 //   npm ci --prefix tests/js   (scripts/install-deps.sh does it)
-//   node tests/data/chat_templates/make_expected.mjs [--out FILE]   (default: expected.json here)
+//   node tests/data/chat_templates/make_expected.mjs [--out FILE] [--random N [--seed S]]
+//
+// --random N adds N templates drawn from a small grammar (seeded, so a failure can be replayed)
+// under "random"; the live test uses them, the committed file has none.
 //
 // strftime_now is the one global whose output depends on the clock: it is replaced by the same
 // formatter on a fixed date (NOW below), which the C++ test passes as RenderOptions::now. Input
@@ -22,6 +25,12 @@ const version = JSON.parse(
   fs.readFileSync(path.join(jsDir, 'node_modules/@huggingface/jinja/package.json'))).version;
 const outArg = process.argv.indexOf('--out');
 const outFile = outArg > 0 ? process.argv[outArg + 1] : path.join(here, 'expected.json');
+const optArg = (name, dflt) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const randomCount = optArg('--random', 0);
+let seed = optArg('--seed', 20240726);
 
 const NOW = { year: 2024, month: 7, day: 26, hour: 9, minute: 5 };
 const SHORT = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -188,6 +197,9 @@ const snippets = [
   S("{%- generation -%} in generation {% endgeneration %}|{% generation %}\n  x\n{% endgeneration %}"),
   S("{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d %H:%M %B %%d %q') }}"),
   S("{{ messages[0]['content'] }}|{{ messages | length }}|{{ messages[-1].role }}|{{ messages[1:] | map(attribute='role') | join(',') }}", { messages: [m('system', 's'), m('user', 'u')] }),
+  // none holds JavaScript's undefined in the reference
+  S("{{ [none, 1] ~ '' }}|{{ [none, nope, 1] | unique | length }}|{{ [none] | tojson }}|{{ [none] | join('-') }}|{{ [[none]] ~ '' }}"),
+  S("{{ raise_exception(none) }}"),
   // errors the reference raises
   S("{{ raise_exception('Custom failure: ' ~ 42) }}"),
   S("{% if x %}unterminated"),
@@ -202,6 +214,51 @@ const snippets = [
 ];
 const snippetResults = snippets.map(([source, context]) => ({ source, context, ...render(source, context) }));
 
+// ---- random templates ------------------------------------------------------------------------
+// Expressions and statements over a fixed context. Strings hold ASCII and caseless characters
+// only: upper/lower of other letters is a documented gap (jinja.h).
+const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return Math.floor(seed / 65536) % n; };
+const pick = (xs) => xs[rnd(xs.length)];
+const RCTX = { s: 'Hello, World 日本 👍 ', t: 'a,b,,c', n: 3, k: -2, f: 2.5, b: true, z: null,
+  l: [3, 1, 'x', 2.0, null], e: [], ms: [m('user', 'hi'), m('assistant', ' there '), m('user', 'q')],
+  d: { a: 1, b: 'two', c: [1, 2] } };
+function expr(depth = 0) {
+  if (depth > 1 || rnd(2) === 0) {
+    return pick(['s', 't', 'n', 'k', 'f', 'b', 'z', 'l', 'e', 'ms', 'd', 'nope', 'ms[0]', 'd.a',
+      '0', '1', '-1', '7', '2.5', '0.1', '-0.0', "'x'", "''", "'a b'", "'日'", '"q\\n"', 'true',
+      'false', 'none', '[1, 2]', '[]', "{'k': 1}", '(1, 2)', 'range(3)', 'loop_free']);
+  }
+  const a = expr(depth + 1);
+  switch (rnd(9)) {
+    case 0: return `(${a} ${pick(['+', '-', '*', '/', '//', '%', '~', '==', '!=', '<', '>', '<=', 'and', 'or', 'in', 'not in'])} ${expr(depth + 1)})`;
+    case 1: return `${a} | ${pick(['length', 'first', 'last', 'trim', 'upper', 'lower', 'title', 'capitalize', 'string', 'int', 'float', 'abs', 'list', 'reverse', 'sort', 'unique', 'join', 'tojson', 'items', 'safe', "join(', ')", "default('D')", "default('D', true)", 'tojson(indent=2)', "replace('l', 'L')", 'indent(2)', "map(attribute='role')", "selectattr('role', 'equalto', 'user')", "rejectattr('content')", 'dictsort'])}`;
+    case 2: return `(${a} is ${pick(['', 'not '])}${pick(['defined', 'undefined', 'none', 'string', 'number', 'integer', 'mapping', 'iterable', 'sequence', 'boolean', 'odd', 'even', 'true', 'false', 'lower', 'upper'])})`;
+    case 3: return `${a}.${pick(['upper()', 'lower()', 'strip()', 'title()', 'split()', "split(',')", "startswith('H')", "endswith(' ')", "replace('o', '0')", 'length', 'items()', 'keys()', 'values()', "get('a')", "get('q', 9)", 'role', 'content'])}`;
+    case 4: return `${a}[${pick(['0', '-1', '1:', ':2', '::-1', "'a'", '5', '1:3', '::2'])}]`;
+    case 5: return `(${expr(depth + 1)} if ${a} else ${expr(depth + 1)})`;
+    case 6: return `(not ${a})`;
+    case 7: return `-${a}`;
+    default: return a;
+  }
+}
+function stmt(depth = 0) {
+  const ws = () => pick(['', '', '-']);
+  const open = (s) => `{%${ws()} ${s} ${ws()}%}`;
+  if (depth > 1) return pick(['text ', '\n  ', `{{${ws()} ${expr()} ${ws()}}}`]);
+  switch (rnd(7)) {
+    case 0: return `${open(`if ${expr()}`)}${stmt(depth + 1)}${open('else')}${stmt(depth + 1)}${open('endif')}`;
+    case 1: return `${open(`for x in ${pick(['l', 'ms', 'd', 'range(3)', 'e', 't.split(",")', expr()])}`)}{{ loop.index }}{{ x }}${stmt(depth + 1)}${open('endfor')}`;
+    case 2: return `${open(`set v = ${expr()}`)}{{ v }}`;
+    case 3: return `{# c #}\n    ${stmt(depth + 1)}\n`;
+    default: return `{{${ws()} ${expr()} ${ws()}}} ` + stmt(depth + 1);
+  }
+}
+const random = [];
+for (let i = 0; i < randomCount; ++i) {
+  const source = stmt() + stmt();
+  random.push({ source, context: RCTX, ...render(source, RCTX) });
+}
+
 const out = {
   generator: 'tests/data/chat_templates/make_expected.mjs',
   reference: `@huggingface/jinja ${version}`,
@@ -211,6 +268,7 @@ const out = {
   conversations,
   cases,
   snippets: snippetResults,
+  ...(randomCount > 0 ? { random } : {}),
 };
 fs.writeFileSync(outFile, JSON.stringify(out, null, 1) + '\n');
 const errors = cases.filter((c) => 'error' in c).length;
