@@ -6,9 +6,8 @@
 // Bad input must end in moa::InputError; anything else (another exception, a sanitizer report, a
 // MOA_CHECK abort, a hang, a deep recursion or a huge allocation) is a finding.
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "moa/chat/jinja.h"
 #include "moa/core/error.h"
@@ -17,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string input(reinterpret_cast<const char*>(data), size);
   const size_t nul = input.find('\0');
   const std::string source = input.substr(0, nul);
-  const std::string content = nul == std::string::npos ? "Hello \xc3\xa9 \"quoted\"\n" : input.substr(nul + 1);
+  const std::string content =
+      nul == std::string::npos ? "Hello \xc3\xa9 \"quoted\"\n" : input.substr(nul + 1);
 
   using nlohmann::json;
   json messages = json::array({{{"role", "system"}, {"content", "You are helpful."}},
@@ -28,16 +28,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      {"add_generation_prompt", true},
                      {"bos_token", "<s>"},
                      {"eos_token", "</s>"}};
-  const json values = {{"messages", messages},
-                       {"s", content},
-                       {"n", 3},
-                       {"f", -2.5},
-                       {"b", false},
-                       {"z", nullptr},
-                       {"l", json::array({1, "two", 3.5, nullptr, json::array({true})})},
-                       {"d", {{"k", "v"}, {"n", json::object({{"x", 1}})}}},
-                       {"tools", json::array({{{"type", "function"},
-                                               {"function", {{"name", "f"}, {"parameters", json::object()}}}}})}};
+  const json values = {
+      {"messages", messages},
+      {"s", content},
+      {"n", 3},
+      {"f", -2.5},
+      {"b", false},
+      {"z", nullptr},
+      {"l", json::array({1, "two", 3.5, nullptr, json::array({true})})},
+      {"d", {{"k", "v"}, {"n", json::object({{"x", 1}})}}},
+      {"tools", json::array({{{"type", "function"},
+                              {"function", {{"name", "f"}, {"parameters", json::object()}}}}})}};
   moa::jinja::RenderOptions opt;
   opt.now = moa::jinja::DateTime{};
   opt.max_output_bytes = size_t{1} << 20;
