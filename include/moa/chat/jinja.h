@@ -37,7 +37,10 @@
 // one way to build a cycle). Known gaps against the reference: upper/lower/title map ASCII
 // letters only; sort_keys orders keys by byte, not by locale; numbers are IEEE doubles as in
 // JavaScript, but the context's dict keys come in nlohmann::json's order (sorted), where
-// JavaScript would keep the order of the JSON text (dict literals keep theirs).
+// JavaScript would keep the order of the JSON text (dict literals keep theirs). Where the reference
+// itself crashes or prints JavaScript, this differs on purpose: `[] | first` is undefined (it
+// fails with a TypeError when printed there) and printing a function is an error (there: its
+// JavaScript source).
 //
 // Limits (RenderOptions): nesting depth, output size, evaluation steps, bytes of strings built and
 // items per list; exceeding one is an InputError naming it.
