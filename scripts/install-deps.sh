@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs every Debian package MoA.cpp's build, tests and fixture scripts need.
-# A no-op (no apt call at all) when everything is already present.
+# Installs every Debian package MoA.cpp's build, tests and fixture scripts need, then the npm
+# packages of tests/js (the JavaScript reference implementations some tests run live).
+# A no-op (no apt or npm call at all) when everything is already present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 pkgs=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev      # GEMM; the OpenMP build nests safely inside our OpenMP regions
@@ -23,12 +25,21 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# node and npm for tests/js; NodeSource's nodejs package bundles npm, Debian's has it apart.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "install-deps: installing ${missing[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# tests/js: exactly the versions of package-lock.json, again whenever the lock file is newer.
+js=tests/js
+if [ ! -d "$js/node_modules" ] || [ "$js/package-lock.json" -nt "$js/node_modules" ]; then
+  echo "install-deps: npm ci in $js" >&2
+  npm ci --prefix "$js" --no-audit --no-fund >/dev/null
+  touch "$js/node_modules"
+fi
