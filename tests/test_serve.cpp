@@ -462,6 +462,42 @@ TEST(ServeApi, ParsesAndRejectsFields) {
   rejects(R"({"prompt":"a","stream_options":3})", false, "'stream_options'");
 }
 
+// Chat templates: the model's Jinja template (here given with --chat-template-file) renders the
+// messages, with BOS written by the template itself; a template's raise_exception is a 400; a
+// template that cannot render at all stops the server at start with one line, exit 2.
+TEST(Serve, ChatTemplates) {
+  const std::string dir = std::string(MOA_TEST_DATA) + "/chat_templates/";
+  {
+    Server s({"--chat-template-file", dir + "chatml-openhermes-2.5.jinja"});
+    json chat = post_json(s, "/v1/chat/completions",
+                          {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 2}, {"temperature", 0}});
+    json want = post_json(s, "/tokenize", {{"content", "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"}, {"add_special", false}});
+    EXPECT_EQ(chat["usage"]["prompt_tokens"], want["tokens"].size());
+    EXPECT_NE(s.log().find("chat the model's template"), std::string::npos) << s.log();
+  }
+  {
+    Server s({"--chat-template-file", dir + "llama-2-chat.jinja"});
+    auto c = s.client();
+    const json twice = {{"messages", {{{"role", "user"}, {"content", "a"}}, {{"role", "user"}, {"content", "b"}}}}};
+    expect_error(c.Post("/v1/chat/completions", twice.dump(), "application/json"), 400, "Conversation roles must alternate");
+  }
+  {
+    const fs::path bad = test::temp_dir("serve") / "bad.jinja";
+    std::ofstream(bad) << "{% for m in messages %}{{ m.content | frobnicate }}{% endfor %}";
+    auto r = test::run_moa("serve -m " + kModel + " --port 0 --chat-template-file " + bad.string());
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("the chat template does not render"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("frobnicate"), std::string::npos) << r.err;
+  }
+  {
+    Server s({});  // the shipped model has no template: the plain fallback, BOS added
+    json chat = post_json(s, "/v1/chat/completions",
+                          {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 2}, {"temperature", 0}});
+    json want = post_json(s, "/tokenize", {{"content", "user: hi\nassistant:"}, {"add_special", true}});
+    EXPECT_EQ(chat["usage"]["prompt_tokens"], want["tokens"].size());
+  }
+}
+
 // The official openai npm client (installed into tests/js by scripts/install-deps.sh) against the
 // server: models, completions and chat, streamed and not, usage with cached_tokens, a 400 as its
 // BadRequestError (tests/js/openai_client.mjs holds the checks).

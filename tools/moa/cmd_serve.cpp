@@ -8,7 +8,10 @@
 
 #include "command.h"
 #include "common.h"
+#include "moa/chat/chat_template.h"
 #include "moa/core/error.h"
+#include "moa/core/file_io.h"
+#include "moa/gguf/gguf.h"
 #include "moa/model/forward.h"
 #include "moa/serve/engine.h"
 #include "moa/serve/http_server.h"
@@ -23,7 +26,7 @@ static_assert(std::atomic<int>::is_always_lock_free);
 extern "C" void on_signal(int sig) { g_signal = sig; }
 
 struct ServeOptions {
-  std::string model, host = "127.0.0.1", api_key, alias;
+  std::string model, host = "127.0.0.1", api_key, alias, chat_template_file;
   int port = 8080;
   int64_t parallel = 1, ctx = 0, chunk = 256, queue = 64;
   size_t max_body = size_t(1) << 20;
@@ -31,14 +34,54 @@ struct ServeOptions {
   AttentionOptions attn;
 };
 
-// The documented fallback for models without a chat template: one "role: content" line per
-// message, then "assistant:" for the reply; BOS added as for any prompt.
-serve::RenderedChat plain_chat(const nlohmann::json& messages) {
-  std::string text;
-  for (const auto& m : messages) {
-    text += m["role"].get<std::string>() + ": " + m["content"].get<std::string>() + "\n";
+// The model's chat template: --chat-template-file, else a GGUF's tokenizer.chat_template, else
+// tokenizer_config.json's chat_template (a string, or transformers' list of named templates, of
+// which "default" is the chat one). Empty: the model has none.
+std::string model_chat_template(const std::string& model, const std::string& file) {
+  if (!file.empty()) return read_text(file);
+  if (is_gguf_path(model)) return GgufFile(model).get_string("tokenizer.chat_template", "");
+  const std::filesystem::path cfg = std::filesystem::path(model) / "tokenizer_config.json";
+  if (!std::filesystem::exists(cfg)) return "";
+  const nlohmann::json j = nlohmann::json::parse(read_text(cfg), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) input_error("{}: not a JSON object", cfg.string());
+  const nlohmann::json& t = j.value("chat_template", nlohmann::json());
+  if (t.is_string()) return t.get<std::string>();
+  if (t.is_array()) {
+    for (const auto& e : t) {
+      if (e.is_object() && e.value("name", "") == "default" && e.contains("template") &&
+          e["template"].is_string()) {
+        return e["template"].get<std::string>();
+      }
+    }
   }
-  return {text + "assistant:", true};
+  if (!t.is_null()) {
+    input_error("{}: chat_template is neither a string nor a list holding a \"default\" template",
+                cfg.string());
+  }
+  return "";
+}
+
+// Messages to prompt text: the model's template (which writes BOS itself, as transformers'
+// apply_chat_template does, so encoding adds none), or, for a model without one, the documented
+// plain fallback (render_plain_chat), encoded with BOS like any prompt.
+serve::ChatRenderer chat_renderer(const std::string& tmpl, const Tokenizer& tok) {
+  if (tmpl.empty()) {
+    return [](const nlohmann::json& messages) {
+      ChatTemplateInputs in;
+      in.messages = messages;
+      return serve::RenderedChat{render_plain_chat(in), true};
+    };
+  }
+  const std::vector<int32_t> eos = tok.eos_ids();
+  const std::string bos_text = tok.bos_id() >= 0 ? tok.decode({tok.bos_id()}) : "";
+  const std::string eos_text = eos.empty() ? "" : tok.decode({eos[0]});
+  return [tmpl, bos_text, eos_text](const nlohmann::json& messages) {
+    ChatTemplateInputs in;
+    in.messages = messages;
+    in.bos_token = bos_text;
+    in.eos_token = eos_text;
+    return serve::RenderedChat{render_chat_template(tmpl, in), false};
+  };
 }
 
 void run(ServeOptions o) {
@@ -65,7 +108,15 @@ void run(ServeOptions o) {
   so.http_threads = o.http_threads;
   so.model_name = o.alias.empty() ? std::filesystem::path(o.model).filename().string() : o.alias;
   if (so.model_name.empty()) so.model_name = std::filesystem::path(o.model).parent_path().filename().string();
-  serve::HttpServer server(engine, *tok, plain_chat, so);
+  const std::string tmpl = model_chat_template(o.model, o.chat_template_file);
+  const serve::ChatRenderer chat = chat_renderer(tmpl, *tok);
+  try {  // a template that cannot render a one-line chat would fail every chat request
+    (void)chat(nlohmann::json::array({{{"role", "user"}, {"content", "hello"}}}));
+  } catch (const InputError& e) {
+    input_error("{}: the chat template does not render a one-message chat: {}",
+                o.chat_template_file.empty() ? o.model : o.chat_template_file, e.what());
+  }
+  serve::HttpServer server(engine, *tok, chat, so);
   const int port = server.bind();
 
   std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not end the process
@@ -79,10 +130,12 @@ void run(ServeOptions o) {
     server.stop();
   });
   std::fprintf(stderr,
-               "moa serve: %s, %s attention, %lld slots x %lld positions, KV %.2f MiB; listening on "
-               "http://%s:%d\n",
+               "moa serve: %s, %s attention, %lld slots x %lld positions, KV %.2f MiB, chat %s; "
+               "listening on http://%s:%d\n",
                so.model_name.c_str(), method_name(o.attn).c_str(), (long long)o.parallel,
-               (long long)ctx, double(engine.metrics().kv_bytes) / (1 << 20), o.host.c_str(), port);
+               (long long)ctx, double(engine.metrics().kv_bytes) / (1 << 20),
+               tmpl.empty() ? "plain fallback (the model has no template)" : "the model's template",
+               o.host.c_str(), port);
   std::fflush(stderr);
   server.run();
   if (!g_signal) g_signal = SIGTERM;  // the listener ended on its own: let the watcher finish
@@ -102,6 +155,8 @@ void setup(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY'");
   app.add_option("--alias", o->alias, "model name in /v1/models and responses");
+  app.add_option("--chat-template-file", o->chat_template_file,
+                 "Jinja chat template to use instead of the model's");
   app.add_option("--chunk", o->chunk, "prompt tokens a newcomer prefills per step")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20))->capture_default_str();
   app.add_option("--queue", o->queue, "requests waiting for a slot before 503")
