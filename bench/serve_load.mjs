@@ -26,7 +26,8 @@ function rssMiB(pid) {
   } catch { return NaN; }
 }
 
-let tokens = 0, errors = 0, done = 0;
+let tokens = 0, errors = 0, done = 0, firstError = null;
+const fail = (what) => { errors++; firstError ??= what; };
 const ttft = [];
 const rss = [];
 async function one() {
@@ -38,7 +39,7 @@ async function one() {
       body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, stream: true,
                              stream_options: { include_usage: true }, ignore_eos: true }),
     });
-    if (r.status !== 200) { errors++; await r.text(); return; }
+    if (r.status !== 200) { fail(`HTTP ${r.status}: ${(await r.text()).slice(0, 200)}`); return; }
     const reader = r.body.getReader();
     const dec = new TextDecoder();
     // Tokens: the usage chunk when the server sends one, else one per text chunk (llama-server
@@ -53,7 +54,7 @@ async function one() {
         const ev = buf.slice(0, i); buf = buf.slice(i + 2);
         if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
         const j = JSON.parse(ev.slice(6));
-        if (j.error) { errors++; continue; }
+        if (j.error) { fail(JSON.stringify(j.error).slice(0, 200)); continue; }
         if (j.usage) usage = j.usage.completion_tokens;
         if (j.choices?.length && j.choices[0].text) {
           chunks++;
@@ -64,23 +65,29 @@ async function one() {
     tokens += usage >= 0 ? usage : chunks;
     ttft.push((first || performance.now()) - t0);
     done++;
-  } catch (e) { errors++; }
+  } catch (e) { fail(String(e.cause ?? e).slice(0, 200)); }
 }
 
 const start = performance.now();
 const deadline = start + seconds * 1000;
 let sampler = null;
-if (args.pid) sampler = setInterval(() => rss.push(rssMiB(args.pid)), 1000);
+if (args.pid) {
+  rss.push(rssMiB(args.pid));
+  sampler = setInterval(() => rss.push(rssMiB(args.pid)), 200);
+}
 await Promise.all(Array.from({ length: clients }, async () => {
   for (let k = 0; seconds ? performance.now() < deadline : k < requests; ++k) await one();
 }));
 const wall = (performance.now() - start) / 1000;
-if (sampler) clearInterval(sampler);
+if (sampler) {
+  clearInterval(sampler);
+  rss.push(rssMiB(args.pid));
+}
 ttft.sort((a, b) => a - b);
 const q = (p) => ttft.length ? ttft[Math.min(ttft.length - 1, Math.floor(p * ttft.length))] : NaN;
 console.log(JSON.stringify({
   clients, requests: done, errors, wall_s: +wall.toFixed(2), generated_tokens: tokens,
   tok_per_s: +(tokens / wall).toFixed(1), ttft_ms_p50: +q(0.5).toFixed(1), ttft_ms_p90: +q(0.9).toFixed(1),
   rss_mib_first: rss.length ? +rss[0].toFixed(1) : null, rss_mib_last: rss.length ? +rss[rss.length - 1].toFixed(1) : null,
-  rss_mib_max: rss.length ? +Math.max(...rss).toFixed(1) : null,
+  rss_mib_max: rss.length ? +Math.max(...rss).toFixed(1) : null, first_error: firstError,
 }));

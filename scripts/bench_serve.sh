@@ -13,12 +13,14 @@ model=${MODEL:?set MODEL to a .gguf file}
 clients=${CLIENTS:-"1 4 16 64"}
 ctx=${CTX:-2048}
 max_tokens=${MAX_TOKENS:-64}
-requests=${REQUESTS:-2}
+requests=${REQUESTS:-4}
 threads=${THREADS:-$(nproc)}
 words=${PROMPT_WORDS:-300}
 out=${OUT:-bench-serve.jsonl}
 moa=${MOA:-build/bin/moa}
 prompt=$(mktemp)
+logs=${LOGS:-bench-serve-logs}  # each server's log, per engine and client count
+mkdir -p "$logs"
 python3 -c "
 import random; random.seed(1)
 w='the of a key value line record pass remember number index river stone blue green apple'.split()
@@ -46,11 +48,11 @@ for n in $clients; do
   for engine in moa-dense ${PLAN:+moa-plan} ${LLAMA_SERVER:+llama-server}; do
     case $engine in
       moa-dense) "$moa" serve -m "$model" --port $port --parallel "$n" --ctx-size "$ctx" \
-                   --threads "$threads" --dense 2>/tmp/bench-serve.log & ;;
+                   --threads "$threads" --dense 2>"$logs/$engine-$n.log" & ;;
       moa-plan)  "$moa" serve -m "$model" --port $port --parallel "$n" --ctx-size "$ctx" \
-                   --threads "$threads" --plan "$PLAN" 2>/tmp/bench-serve.log & ;;
+                   --threads "$threads" --plan "$PLAN" 2>"$logs/$engine-$n.log" & ;;
       llama-server) "$LLAMA_SERVER" -m "$model" --port $port -np "$n" -c $((n * ctx)) \
-                   -t "$threads" --log-disable 2>/tmp/bench-serve.log >/dev/null & ;;
+                   -t "$threads" >"$logs/$engine-$n.log" 2>&1 & ;;
     esac
     pid=$!
     wait_up $port
@@ -66,5 +68,5 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print(f"{'engine':14} {'clients':>7} {'tok/s':>8} {'TTFT p50 ms':>12} {'TTFT p90 ms':>12} {'errors':>6} {'RSS MiB':>8}")
 for r in rows:
-    print(f"{r['engine']:14} {r['clients']:>7} {r['tok_per_s']:>8} {r['ttft_ms_p50']:>12} {r['ttft_ms_p90']:>12} {r['errors']:>6} {r['rss_mib_max']:>8}")
+    print(f"{r['engine']:14} {r['clients']:>7} {r['tok_per_s']:>8} {r['ttft_ms_p50']:>12} {r['ttft_ms_p90']:>12} {r['errors']:>6} {str(r['rss_mib_max']):>8}")
 PY
