@@ -228,6 +228,8 @@ void Engine::release(Slot& s) {
   --m_.slots_busy;
 }
 
+// The chunks do not depend on what else runs (a prompt alone is cut as under load), so greedy
+// answers do not either: a prefill and extends differ from one prefill in the last bits.
 void Engine::prefill_step(Slot& s) {
   const int64_t n = std::min<int64_t>(opt_.chunk, int64_t(s.pending.size()));
   const std::vector<int32_t> chunk(s.pending.begin(), s.pending.begin() + n);

@@ -28,7 +28,7 @@ extern "C" void on_signal(int sig) { g_signal = sig; }
 struct ServeOptions {
   std::string model, host = "127.0.0.1", api_key, alias, chat_template_file;
   int port = 8080;
-  int64_t parallel = 1, ctx = 0, chunk = 256, queue = 64;
+  int64_t parallel = 1, ctx = 0, chunk = 512, queue = 64;
   size_t max_body = size_t(1) << 20;
   int threads = 0, http_threads = 64;
   AttentionOptions attn;

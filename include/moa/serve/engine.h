@@ -82,7 +82,7 @@ class Job {
 
 struct EngineOptions {
   int64_t slots = 1;
-  int64_t chunk = 256;        // prompt tokens a newcomer prefills per step
+  int64_t chunk = 512;        // prompt tokens a newcomer prefills per step
   int64_t queue_limit = 64;   // requests waiting for a slot before submit() refuses
   // A slot's checkpoint copies its whole cache: skipped when that is larger than this (a dense
   // cache at a long context), which leaves reuse of the full history only.
