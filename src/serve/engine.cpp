@@ -69,6 +69,7 @@ struct Engine::Slot {
   int32_t prev = -1;  // the token before the next one to detokenise
   bool resume_from_cp = false;  // admitted with nothing to run: start from cp_logits
   uint64_t last_used = 0;
+  uint64_t admitted = 0;  // admission order, for the prefill queue
 };
 
 namespace {
@@ -184,6 +185,7 @@ void Engine::admit() {
     Slot& s = *best;
     s.job = queue_.front();
     queue_.pop_front();
+    s.admitted = ++clock_;
     const GenParams& g = s.job->params_;
     if (int64_t(shared) > best_reuse) {
       ++m_.reprefills;
@@ -331,9 +333,22 @@ void Engine::loop() {
         if (sp->job && sp->resume_from_cp) {
           sp->resume_from_cp = false;
           start_generation(*sp, sp->cp_logits.data());
-        } else if (sp->job && !sp->pending.empty()) {
-          prefill_step(*sp);
         }
+      }
+      // Prompt chunks in admission order, about one chunk's worth of tokens per step (at least
+      // one chunk): the first newcomer gets its first token before the next one's prompt is
+      // read, and the streams already running get a decode step between chunks.
+      std::vector<Slot*> newcomers;
+      for (auto& sp : slots_) {
+        if (sp->job && !sp->pending.empty()) newcomers.push_back(sp.get());
+      }
+      std::sort(newcomers.begin(), newcomers.end(),
+                [](const Slot* a, const Slot* b) { return a->admitted < b->admitted; });
+      int64_t budget = opt_.chunk;
+      for (Slot* s : newcomers) {
+        if (budget <= 0) break;
+        budget -= std::min<int64_t>(opt_.chunk, int64_t(s->pending.size()));
+        prefill_step(*s);
       }
       std::vector<int64_t> seqs;
       std::vector<int32_t> ids;

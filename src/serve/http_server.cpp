@@ -204,6 +204,9 @@ struct HttpServer::Impl {
   void routes() {
     tok_vocab = tok.vocab_size();
     svr.set_payload_max_length(opt.max_body);
+    // Streams write one small event per token: without this, Nagle's algorithm and the client's
+    // delayed ACK hold each one back by up to 40 ms.
+    svr.set_tcp_nodelay(true);
     const int threads = std::max(opt.http_threads, 1);
     svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
     svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {

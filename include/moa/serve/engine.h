@@ -1,7 +1,9 @@
 // The server's engine: `slots` sequences sharing one Session, driven by one scheduler thread.
-// Requests join and leave between steps. A step prefills one chunk of each newcomer's prompt
-// (so running streams keep flowing while a long prompt is read), then runs one batched decode
-// step for every slot that is generating.
+// Requests join and leave between steps. A step reads about one chunk of prompt tokens, the
+// newcomers' in the order they were admitted (so running streams keep flowing while long prompts
+// are read, and the first newcomer's first token does not wait for every other prompt), then runs
+// one batched decode step for every slot that is generating. Prompts are cut at multiples of the
+// chunk whatever else runs, so an answer does not depend on the load.
 //
 // Prefix reuse: a slot keeps the tokens its cache holds (its history) and one checkpoint, a copy
 // of its cache taken at the end of its last prompt (the turn boundary). A request goes to the idle
@@ -82,7 +84,7 @@ class Job {
 
 struct EngineOptions {
   int64_t slots = 1;
-  int64_t chunk = 512;        // prompt tokens a newcomer prefills per step
+  int64_t chunk = 512;        // prompt tokens read per step (and the size prompts are cut to)
   int64_t queue_limit = 64;   // requests waiting for a slot before submit() refuses
   // A slot's checkpoint copies its whole cache: skipped when that is larger than this (a dense
   // cache at a long context), which leaves reuse of the full history only.
