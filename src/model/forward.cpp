@@ -119,6 +119,26 @@ void silu_mul(float* gate, const float* up, int64_t n) {
   }
 }
 
+// The residual stream of a run: one embedding row per id, (T, C).
+std::vector<float> embed_rows(const Model& m, const std::vector<int32_t>& ids) {
+  const int64_t C = m.cfg.hidden;
+  std::vector<float> x(ids.size() * size_t(C));
+  for (size_t t = 0; t < ids.size(); ++t) {
+    MOA_CHECK(ids[t] >= 0 && ids[t] < m.cfg.vocab, "token id {}", ids[t]);
+    m.embed.row_f32(ids[t], &x[t * size_t(C)]);
+  }
+  return x;
+}
+
+// A layer's attention input for T rows: xn = norm(x), then q, k, v (before RoPE).
+void project_qkv(const ModelConfig& c, const LayerWeights& L, const float* x, int64_t T, float* xn,
+                 float* q, float* k, float* v) {
+  rms_norm(x, L.attn_norm.data(), T, c.hidden, c.rms_eps, xn);
+  matmul(xn, L.wq, L.bq.empty() ? nullptr : L.bq.data(), T, q);
+  matmul(xn, L.wk, L.bk.empty() ? nullptr : L.bk.data(), T, k);
+  matmul(xn, L.wv, L.bv.empty() ? nullptr : L.bv.data(), T, v);
+}
+
 // The rest of a layer after attention, for T rows: x += att Wo; x += MLP(norm(x)). Rows go in
 // chunks of kRowChunk; tmp and up hold min(T, kRowChunk) * max(C, F) and * F floats.
 void out_proj_and_mlp(const ModelConfig& c, const LayerWeights& L, const float* att, int64_t T,
@@ -166,22 +186,14 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& ids, std::vector
                 G = c.kv_heads, QD = c.q_dim(), KD = c.kv_dim();
   MOA_CHECK(kc.length() == 0, "prefill into a used cache");
   MOA_CHECK(T > 0 && T <= kc.spec().n_ctx, "T {} n_ctx {}", T, kc.spec().n_ctx);
-  // x: (T, C) residual stream
-  std::vector<float> x(size_t(T * C)), xn(size_t(T * C));
-  for (int64_t t = 0; t < T; ++t) {
-    MOA_CHECK(ids[size_t(t)] >= 0 && ids[size_t(t)] < c.vocab, "token id {}", ids[size_t(t)]);
-    model_.embed.row_f32(ids[size_t(t)], &x[size_t(t * C)]);
-  }
+  std::vector<float> x = embed_rows(model_, ids), xn(size_t(T * C));
   std::vector<float> q(size_t(T * QD)), k(size_t(T * KD)), v(size_t(T * KD)), att(size_t(T * QD));
   std::vector<float> tmp(size_t(std::min(T, kRowChunk) * std::max(C, F)));
   std::vector<float> up(size_t(std::min(T, kRowChunk) * F));
   std::vector<float> col_sums(kc.wants_col_sums() ? static_cast<size_t>(H * T) : 0);  // (H, T)
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.layers[size_t(l)];
-    rms_norm(x.data(), L.attn_norm.data(), T, C, c.rms_eps, xn.data());
-    matmul(xn.data(), L.wq, L.bq.empty() ? nullptr : L.bq.data(), T, q.data());
-    matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), T, k.data());
-    matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), T, v.data());
+    project_qkv(c, L, x.data(), T, xn.data(), q.data(), k.data(), v.data());
     rope_.apply(q.data(), T, H, 0);
     rope_.apply(k.data(), T, G, 0);
     // The prompt attends over the values the cache will hold, as a decoded token will.
@@ -245,8 +257,6 @@ std::vector<float> Session::decode_seqs(const std::vector<int64_t>& seqs,
   const int64_t B = int64_t(ids.size()), C = c.hidden, F = c.intermediate, H = c.heads,
                 G = c.kv_heads, QD = c.q_dim(), KD = c.kv_dim();
   MOA_CHECK(B == int64_t(seqs.size()) && B > 0, "{} ids for {} sequences", B, seqs.size());
-  // x: (B, C) residual stream, one row per sequence
-  std::vector<float> x(static_cast<size_t>(B * C));
   std::vector<KvCache*> kcs(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
     MOA_CHECK(seqs[size_t(b)] >= 0 && seqs[size_t(b)] < batch(), "sequence {}", seqs[size_t(b)]);
@@ -255,19 +265,15 @@ std::vector<float> Session::decode_seqs(const std::vector<int64_t>& seqs,
     const KvCache& kc = *kcs[size_t(b)];
     MOA_CHECK(kc.length() < kc.spec().n_ctx, "decode at {} beyond the cache's {} positions",
               kc.length(), kc.spec().n_ctx);
-    MOA_CHECK(ids[size_t(b)] >= 0 && ids[size_t(b)] < c.vocab, "token id {}", ids[size_t(b)]);
-    model_.embed.row_f32(ids[size_t(b)], &x[size_t(b * C)]);
   }
+  std::vector<float> x = embed_rows(model_, ids);  // (B, C), one row per sequence
   std::vector<float> xn(static_cast<size_t>(B * C)), q(static_cast<size_t>(B * QD)),
       k(static_cast<size_t>(B * KD)), v(static_cast<size_t>(B * KD)), att(static_cast<size_t>(B * QD));
   std::vector<float> gate(static_cast<size_t>(B * F)), up(static_cast<size_t>(B * F)),
       tmp(static_cast<size_t>(B * C));
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.layers[size_t(l)];
-    rms_norm(x.data(), L.attn_norm.data(), B, C, c.rms_eps, xn.data());
-    matmul(xn.data(), L.wq, L.bq.empty() ? nullptr : L.bq.data(), B, q.data());
-    matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), B, k.data());
-    matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), B, v.data());
+    project_qkv(c, L, x.data(), B, xn.data(), q.data(), k.data(), v.data());
     for (int64_t b = 0; b < B; ++b) {
       KvCache& kc = *kcs[size_t(b)];
       const int64_t p = kc.length();
@@ -300,20 +306,13 @@ std::vector<float> Session::extend(const std::vector<int32_t>& ids, int64_t seq)
                 G = c.kv_heads, QD = c.q_dim(), KD = c.kv_dim(), p0 = kc.length();
   MOA_CHECK(T > 0 && p0 + T <= kc.spec().n_ctx, "extend {} + {} beyond n_ctx {}", p0, T,
             kc.spec().n_ctx);
-  std::vector<float> x(size_t(T * C)), xn(size_t(T * C));
-  for (int64_t t = 0; t < T; ++t) {
-    MOA_CHECK(ids[size_t(t)] >= 0 && ids[size_t(t)] < c.vocab, "token id {}", ids[size_t(t)]);
-    model_.embed.row_f32(ids[size_t(t)], &x[size_t(t * C)]);
-  }
+  std::vector<float> x = embed_rows(model_, ids), xn(size_t(T * C));
   std::vector<float> q(size_t(T * QD)), k(size_t(T * KD)), v(size_t(T * KD)), att(size_t(T * QD));
   std::vector<float> tmp(size_t(std::min(T, kRowChunk) * std::max(C, F)));
   std::vector<float> up(size_t(std::min(T, kRowChunk) * F));
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerWeights& L = model_.layers[size_t(l)];
-    rms_norm(x.data(), L.attn_norm.data(), T, C, c.rms_eps, xn.data());
-    matmul(xn.data(), L.wq, L.bq.empty() ? nullptr : L.bq.data(), T, q.data());
-    matmul(xn.data(), L.wk, L.bk.empty() ? nullptr : L.bk.data(), T, k.data());
-    matmul(xn.data(), L.wv, L.bv.empty() ? nullptr : L.bv.data(), T, v.data());
+    project_qkv(c, L, x.data(), T, xn.data(), q.data(), k.data(), v.data());
     rope_.apply(q.data(), T, H, p0);
     rope_.apply(k.data(), T, G, p0);
     // Store-then-attend per position: a ring slot overwritten by position p held p - window,

@@ -125,9 +125,12 @@ struct HttpServer::Impl {
       return;
     }
     const std::string chunk_object = is_chat ? "chat.completion.chunk" : "text_completion";
-    auto chunk = [=](const json& choice) {
-      return "data: " + json({{"id", id}, {"object", chunk_object}, {"created", created},
-                              {"model", model}, {"choices", json::array({choice})}}).dump() + "\n\n";
+    // One event: a choice's piece, or (choice null) the usage event, whose choices are empty.
+    auto chunk = [=](const json& choice, const json& usage_of = json()) {
+      json e = {{"id", id}, {"object", chunk_object}, {"created", created}, {"model", model},
+                {"choices", choice.is_null() ? json::array() : json::array({choice})}};
+      if (!usage_of.is_null()) e["usage"] = usage_of;
+      return "data: " + e.dump() + "\n\n";
     };
     // Chat streams open with the role, then content deltas, then an empty delta with the reason.
     auto piece_choice = [=](const std::string& text, const json& finish, bool role = false) {
@@ -165,12 +168,7 @@ struct HttpServer::Impl {
             if (!write("data: " + error_body("server_error", "generation failed: " + out.error).dump() + "\n\n")) return false;
           } else {
             if (!write(chunk(piece_choice("", out.finish_reason)))) return false;
-            if (include_usage) {
-              const std::string u = "data: " + json({{"id", id}, {"object", chunk_object}, {"created", created},
-                                                     {"model", model}, {"choices", json::array()},
-                                                     {"usage", usage(out)}}).dump() + "\n\n";
-              if (!write(u)) return false;
-            }
+            if (include_usage && !write(chunk(json(), usage(out)))) return false;
           }
           if (!write("data: [DONE]\n\n")) return false;
           sink.done();
