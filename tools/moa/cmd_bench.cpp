@@ -11,6 +11,7 @@
 #include <random>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/core/error.h"
 #include "moa/model/forward.h"
@@ -134,17 +135,17 @@ void run(const BenchOptions& in) {
 void setup(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   app.add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
-  app.add_option("--ctx", o->ctx, "context length before decoding")->check(CLI::NonNegativeNumber);
-  app.add_option("--gen", o->gen, "tokens to decode")->check(CLI::PositiveNumber);
-  app.add_option("--batch", o->batch, "sequences decoded together (decode_tok_s counts all)")->check(CLI::PositiveNumber);
-  app.add_option("--prefill", o->prefill, "prefill tokens measured when --ctx is 0")->check(CLI::PositiveNumber);
-  app.add_option("--repeat", o->repeat, "repetitions; medians are reported")->check(CLI::PositiveNumber);
+  app.add_option("--ctx", o->ctx, "context length before decoding")->check(at_least(0));
+  app.add_option("--gen", o->gen, "tokens to decode")->check(above(0));
+  app.add_option("--batch", o->batch, "sequences decoded together (decode_tok_s counts all)")->check(above(0));
+  app.add_option("--prefill", o->prefill, "prefill tokens measured when --ctx is 0")->check(above(0));
+  app.add_option("--repeat", o->repeat, "repetitions; medians are reported")->check(above(0));
   app.add_option("--fill", o->fill, "how the context is filled before decoding: prefill (timed) or "
                  "synthetic (random K/V, no prefill; decode only)")
-      ->check(CLI::IsMember({"prefill", "synthetic"}));
+      ->check(one_of({"prefill", "synthetic"}));
   app.add_option("--fit-gib", o->fit_gib, "use the largest batch whose KV caches fit in this many GiB "
                  "with the weights (overrides --batch)")
-      ->check(CLI::PositiveNumber);
+      ->check(above(0));
   app.add_flag("--json", o->json, "print one JSON object");
   add_threads_option(app, o->threads);
   add_attention_options(app, o->attn);

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/core/error.h"
 #include "moa/model/forward.h"
@@ -69,7 +70,7 @@ void setup(CLI::App& app) {
   app.add_option("--validation-length", o->c.validation_length, "validation length (default 3C/4)");
   app.add_option("--short-validation-length", o->c.short_validation_length,
                  "second, short validation length (default max(256, C/8); -1: none)");
-  app.add_option("--samples", o->c.samples, "calibration prompts per length (default 64)")->check(CLI::Range(int64_t(1), int64_t(100000)));
+  app.add_option("--samples", o->c.samples, "calibration prompts per length (default 64)")->check(in_range(int64_t(1), int64_t(100000)));
   add_optimizer_options(app, o->c.optimize);
   app.add_option("--influence", o->c.influence,
                  "profile tiles: entry (sum of per-entry E, docs/ARCHITECTURE.md; default) or tile (each tile's "

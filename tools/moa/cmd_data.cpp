@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
@@ -24,11 +25,20 @@ struct DataOptions {
   uint64_t seed = 0;
   std::string split = "heldout", words, out;
   std::vector<double> depths;
+  bool json = false;
 };
 
-void write_jsonl(const std::string& out, const std::vector<nlohmann::json>& rows) {
-  write_text_atomic(out, to_jsonl(rows));
-  std::fprintf(stderr, "wrote %zu records to %s\n", rows.size(), out.c_str());
+void report_written(const DataOptions& o, int64_t records, nlohmann::json extra = nlohmann::json::object()) {
+  std::fprintf(stderr, "wrote %lld records to %s\n", static_cast<long long>(records), o.out.c_str());
+  if (!o.json) return;
+  extra["out"] = o.out;
+  extra["records"] = records;
+  print_json(extra);
+}
+
+void write_jsonl(const DataOptions& o, const std::vector<nlohmann::json>& rows) {
+  write_text_atomic(o.out, to_jsonl(rows));
+  report_written(o, int64_t(rows.size()));
 }
 
 void run_longeval(const DataOptions& o) {
@@ -43,7 +53,7 @@ void run_longeval(const DataOptions& o) {
     j["split"] = o.split;
     rows.push_back(std::move(j));
   }
-  write_jsonl(o.out, rows);
+  write_jsonl(o, rows);
 }
 
 void run_passkey(const DataOptions& o) {
@@ -57,7 +67,7 @@ void run_passkey(const DataOptions& o) {
   for (int64_t i = 0; i < o.samples; ++i) {
     rows.push_back(make_passkey(rng, o.repeats, depths[size_t(i) % depths.size()]).to_json());
   }
-  write_jsonl(o.out, rows);
+  write_jsonl(o, rows);
 }
 
 void run_calib(const DataOptions& o) {
@@ -84,38 +94,41 @@ void run_calib(const DataOptions& o) {
   std::fprintf(stderr, "\n");
   std::fprintf(stderr, "calib: the model's own answers are right on %lld of %lld prompts\n",
                (long long)r.model_correct, (long long)r.samples);
-  std::fprintf(stderr, "wrote %lld records to %s\n", (long long)r.samples, o.out.c_str());
+  report_written(o, r.samples, {{"model_correct", r.model_correct}});
 }
 
 void setup(CLI::App& app) {
   app.require_subcommand(1);
   auto o = std::make_shared<DataOptions>();
   auto* le = app.add_subcommand("longeval", "LongEval line-retrieval prompts in the reference format");
-  le->add_option("--lines", o->lines, "lines per record")->check(CLI::Range(int64_t(1), int64_t(100000)));
-  le->add_option("--samples", o->samples, "records")->check(CLI::Range(int64_t(1), int64_t(10000000)));
+  le->add_option("--lines", o->lines, "lines per record")->check(in_range(int64_t(1), int64_t(100000)));
+  le->add_option("--samples", o->samples, "records")->check(in_range(int64_t(1), int64_t(10000000)));
   le->add_option("--seed", o->seed, "random seed");
   le->add_option("--split", o->split, "key words: heldout (never trained on; default), train or all");
   le->add_option("--words", o->words, "directory with adjectives.txt and nouns.txt (default data/words)");
   le->add_option("--out", o->out, "output JSONL")->required();
+  le->add_flag("--json", o->json, "print one JSON object (out, records)");
   le->callback([o] { run_longeval(*o); });
 
   auto* pk = app.add_subcommand("passkey", "passkey retrieval prompts (a 5-digit key hidden in filler)");
-  pk->add_option("--repeats", o->repeats, "filler repetitions (~26 tokens each)")->check(CLI::Range(int64_t(0), int64_t(1000000)));
-  pk->add_option("--samples", o->samples, "records")->check(CLI::Range(int64_t(1), int64_t(10000000)));
+  pk->add_option("--repeats", o->repeats, "filler repetitions (~26 tokens each)")->check(in_range(int64_t(0), int64_t(1000000)));
+  pk->add_option("--samples", o->samples, "records")->check(in_range(int64_t(1), int64_t(10000000)));
   pk->add_option("--depths", o->depths, "relative depths of the key, cycled (default 0,0.25,0.5,0.75,1)")->delimiter(',');
   pk->add_option("--seed", o->seed, "random seed");
   pk->add_option("--out", o->out, "output JSONL")->required();
+  pk->add_flag("--json", o->json, "print one JSON object (out, records)");
   pk->callback([o] { run_passkey(*o); });
 
   auto* ca = app.add_subcommand("calib", "calibration set: long-dependency prompts answered by the dense model itself");
   ca->add_option("-m,--model", o->model, "checkpoint directory whose answers are recorded")->required();
   ca->add_option("--lengths", o->lengths, "target total lengths in tokens (default: max/4, max/2, max)")->delimiter(',');
-  ca->add_option("--samples", o->samples, "prompts per length")->check(CLI::Range(int64_t(1), int64_t(100000)));
-  ca->add_option("--passkey", o->passkey_fraction, "fraction of passkey prompts (the rest LongEval)")->check(CLI::Range(0.0, 1.0));
+  ca->add_option("--samples", o->samples, "prompts per length")->check(in_range(int64_t(1), int64_t(100000)));
+  ca->add_option("--passkey", o->passkey_fraction, "fraction of passkey prompts (the rest LongEval)")->check(in_range(0.0, 1.0));
   ca->add_option("--seed", o->seed, "random seed");
   ca->add_option("--words", o->words, "word lists directory (default data/words)");
   ca->add_option("--out", o->out, "output JSONL")->required();
   add_threads_option(*ca, o->threads);
+  ca->add_flag("--json", o->json, "print one JSON object (out, records, model_correct)");
   ca->callback([o] { run_calib(*o); });
 }
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/data/calib.h"
 #include "moa/core/error.h"
@@ -113,9 +114,9 @@ void run(EvalOptions o, bool passkey) {
 void add_common(CLI::App* s, EvalOptions& o) {
   s->add_option("-m,--model", o.dir, "checkpoint directory or .gguf file")->required();
   s->add_option("--data", o.data, "JSONL of prompts with expected_number (reference format)");
-  s->add_option("--samples", o.samples, "generated items per length")->check(CLI::Range(int64_t(1), int64_t(1000000)));
+  s->add_option("--samples", o.samples, "generated items per length")->check(in_range(int64_t(1), int64_t(1000000)));
   s->add_option("--seed", o.seed, "seed of generated items");
-  s->add_option("--max-new", o.max_new, "generation budget per answer")->check(CLI::Range(int64_t(1), int64_t(4096)));
+  s->add_option("--max-new", o.max_new, "generation budget per answer")->check(in_range(int64_t(1), int64_t(4096)));
   s->add_flag("--vs-dense", o.vs_dense, "also run dense on the same items and report the relative drop");
   s->add_flag("--json", o.json, "print one JSON object");
   add_threads_option(*s, o.threads);
@@ -215,7 +216,7 @@ void setup(CLI::App& app) {
   pp->add_option("-f,--file", p->file, "text file, cut into windows of BOS + length-1 tokens");
   pp->add_option("--data", p->data, "calibration JSONL ({prompt, answer}): NLL of the answer tokens");
   pp->add_option("--length", p->length, "window length in tokens (default: max_position_embeddings)")
-      ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
+      ->check(in_range(int64_t(2), int64_t(1) << 30));
   pp->add_flag("--vs-dense", p->vs_dense, "also run dense and report the relative change of perplexity");
   pp->add_flag("--json", p->json, "print one JSON object");
   add_threads_option(*pp, p->threads);

@@ -21,6 +21,7 @@ struct ExpandOptions {
   std::vector<int64_t> insert_after;
   std::string new_layers = "random";
   uint64_t seed = 0;
+  bool json = false;
 };
 
 void run(const ExpandOptions& o) {
@@ -39,6 +40,10 @@ void run(const ExpandOptions& o) {
   std::fprintf(stderr, "expand: wrote %s (%lld -> %lld layers, %.2fM -> %.2fM params)\n", o.out.c_str(),
                static_cast<long long>(m.cfg.layers), static_cast<long long>(e.cfg.layers),
                double(m.param_count()) / 1e6, double(e.param_count()) / 1e6);
+  if (o.json) {
+    print_json({{"out", o.out}, {"layers_before", m.cfg.layers}, {"layers", e.cfg.layers},
+                {"params", e.param_count()}, {"dtype", o.dtype}});
+  }
 }
 
 void setup(CLI::App& app) {
@@ -53,6 +58,7 @@ void setup(CLI::App& app) {
                  "copied from the layer each follows. Output projections start at zero either way");
   app.add_option("--seed", o->seed, "seed of the new layers' random weights");
   add_dtype_option(app, o->dtype);
+  app.add_flag("--json", o->json, "print one JSON object");
   app.callback([o] { run(*o); });
 }
 

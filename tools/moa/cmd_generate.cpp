@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/core/error.h"
 #include "moa/model/forward.h"
@@ -106,9 +107,9 @@ void setup(CLI::App& app) {
   app.add_option("-m,--model", o->dir, "checkpoint directory or .gguf file")->required();
   app.add_option("-p,--prompt", o->prompt, "prompt text");
   app.add_option("-f,--file", o->file, "prompt file");
-  app.add_option("-n,--n-predict", o->n, "tokens to generate")->check(CLI::NonNegativeNumber);
-  app.add_option("--temp", o->temp, "temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-p", o->top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
+  app.add_option("-n,--n-predict", o->n, "tokens to generate")->check(at_least(0));
+  app.add_option("--temp", o->temp, "temperature (0 = greedy)")->check(at_least(0));
+  app.add_option("--top-p", o->top_p, "nucleus sampling mass")->check(in_range(0.0, 1.0));
   app.add_option("--seed", o->seed, "sampling seed");
   app.add_flag("--ignore-eos", o->ignore_eos, "keep generating after an end-of-sequence token");
   app.add_flag("--json", o->json, "print one JSON object");

@@ -16,6 +16,7 @@ struct InitOptions {
   std::string config, out;
   std::string dtype = "f32";
   uint64_t seed = 0;
+  bool json = false;
 };
 
 void run(const InitOptions& o) {
@@ -31,6 +32,9 @@ void run(const InitOptions& o) {
   write_text_atomic(std::filesystem::path(o.out) / "tokenizer.json", tok);
   std::fprintf(stderr, "init: wrote %s (%.2fM params, %s)\n", o.out.c_str(),
                double(m.param_count()) / 1e6, o.dtype.c_str());
+  if (o.json) {
+    print_json({{"out", o.out}, {"params", m.param_count()}, {"layers", c.layers}, {"dtype", o.dtype}});
+  }
 }
 
 void setup(CLI::App& app) {
@@ -39,6 +43,7 @@ void setup(CLI::App& app) {
   app.add_option("--out", o->out, "output checkpoint directory")->required();
   app.add_option("--seed", o->seed, "random seed");
   add_dtype_option(app, o->dtype);
+  app.add_flag("--json", o->json, "print one JSON object");
   app.callback([o] { run(*o); });
 }
 

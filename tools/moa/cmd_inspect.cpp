@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/core/error.h"
 #include "moa/eval/eval.h"
@@ -81,7 +82,7 @@ void setup(CLI::App& app) {
                 "JSONL with a \"prompt\" per line (instead of generated LongEval)");
   h->add_option("--lines", o->lines, "lines of each generated LongEval record (default 100)");
   h->add_option("--samples", o->samples, "generated records (default 4)")
-      ->check(CLI::Range(int64_t(1), int64_t(100000)));
+      ->check(in_range(int64_t(1), int64_t(100000)));
   h->add_option("--seed", o->seed, "seed of generated records");
   h->add_option("--split", o->split,
                 "key words of generated records: heldout (default), train, all");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
@@ -91,7 +92,7 @@ void setup_optimize(CLI::App& app) {
   app.add_option("--kv-heads", o->stage.kv_heads,
                  "the model's KV heads: summary.json then reports each plan's stored density "
                  "(default: not reported)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   add_optimizer_options(app, o->stage.optimize);
   app.add_option("--out", o->out, "directory for plan_NNN.json and summary.json")->required();
   app.add_flag("--json", o->json, "print one JSON object on stdout");

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/data/calib.h"
 #include "moa/core/error.h"
@@ -182,18 +183,18 @@ void setup(CLI::App& app) {
   app.add_option("--out", o->out, "profile safetensors to write (moa-profile/1)");
   app.add_option("--samples", o->samples,
                  "use the first K samples that fit (default: all; 4 with --check-ablations)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--block", o->block, "tile edge (default 64)")->check(CLI::PositiveNumber);
+      ->check(at_least(0));
+  app.add_option("--block", o->block, "tile edge (default 64)")->check(above(0));
   app.add_option("--checkpoint-every", o->checkpoint_every,
                  "samples between checkpoints (default 4)")
-      ->check(CLI::PositiveNumber);
+      ->check(above(0));
   app.add_option("--stop-after", o->stop_after,
                  "stop after K samples of this run, checkpointed (resume later)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app.add_option("--influence", o->influence,
                  "what a tile holds: entry (sum of per-entry E, docs/ARCHITECTURE.md; default) or tile (the "
                  "tile's entries removed together, per row)")
-      ->check(CLI::IsMember({"entry", "tile"}));
+      ->check(one_of({"entry", "tile"}));
   app.add_flag("--fresh", o->fresh, "start over, ignoring the partial checkpoint beside --out");
   app.add_flag("--recompute", o->recompute,
                "recompute activations in the backward (less memory, ~1/3 more time)");
@@ -203,7 +204,7 @@ void setup(CLI::App& app) {
   app.add_option("--check-tiles", o->check_tiles,
                  "tiles --check-ablations draws from: all causal tiles, or droppable ones (off "
                  "the diagonal: no elastic rule drops a query's own block)")
-      ->check(CLI::IsMember({"all", "droppable"}));
+      ->check(one_of({"all", "droppable"}));
   app.add_option("--seed", o->seed, "seed of the ablation choice (--check-ablations)");
   app.add_flag("--json", o->json, "print one JSON object");
   add_threads_option(app, o->threads);

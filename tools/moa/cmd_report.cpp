@@ -4,6 +4,7 @@
 #include <set>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/model/config.h"
 #include "moa/model/model.h"
@@ -18,7 +19,7 @@ struct ReportOptions {
   std::vector<std::string> results, bench;
   std::string plan, dir, out, title = "MoA evaluation report";
   int64_t span_length = 0;
-  bool table = false;
+  bool table = false, json = false;
 };
 
 // The compact table `make demo` prints: one row per retrieval run, accuracy per tested length
@@ -104,6 +105,7 @@ void run(const ReportOptions& o) {
   if (o.table) print_table(in.runs);
   std::fprintf(stderr, "report: %zu runs, %zu bench results -> %s\n", in.runs.size(),
                in.bench.size(), o.out.c_str());
+  if (o.json) print_json({{"out", o.out}, {"runs", in.runs.size()}, {"bench", in.bench.size()}});
 }
 
 void setup(CLI::App& app) {
@@ -115,12 +117,13 @@ void setup(CLI::App& app) {
                  "`moa bench --json` output(s): one object, a list, or {\"runs\": [...]}");
   app.add_option("--plan", o->plan,
                  "plan whose per-head spans to draw (also the plan of MoA runs without one)");
-  app.add_flag("--table", o->table, "also print the accuracy table on stdout");
+  auto* table = app.add_flag("--table", o->table, "also print the accuracy table on stdout");
+  app.add_flag("--json", o->json, "print one JSON object (out, runs, bench) instead of the table")->excludes(table);
   app.add_option("-m,--model", o->dir,
                  "checkpoint directory (its config gives the heads of the plan)");
   app.add_option("--span-length", o->span_length,
                  "N of the span map (default: longest tested length)")
-      ->check(CLI::PositiveNumber);
+      ->check(above(0));
   app.add_option("--title", o->title, "page title");
   app.add_option("--out", o->out, "HTML file to write")->required();
   app.callback([o] { run(*o); });

@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/chat/chat_template.h"
 #include "moa/core/error.h"
@@ -31,6 +34,7 @@ struct ServeOptions {
   int64_t parallel = 1, ctx = 0, chunk = 512, queue = 64;
   size_t max_body = size_t(1) << 20;
   int threads = 0, http_threads = 64;
+  bool json = false;
   AttentionOptions attn;
 };
 
@@ -137,6 +141,13 @@ void run(ServeOptions o) {
                tmpl.empty() ? "plain fallback (the model has no template)" : "the model's template",
                o.host.c_str(), port);
   std::fflush(stderr);
+  if (o.json) {
+    // Once listening, so that a script can read the port (with --port 0) and start sending.
+    print_json({{"url", fmt::format("http://{}:{}", o.host, port)}, {"host", o.host}, {"port", port},
+                {"model", so.model_name}, {"attention", method_name(o.attn)}, {"parallel", o.parallel},
+                {"ctx_size", ctx}, {"kv_bytes", engine.metrics().kv_bytes}});
+    std::fflush(stdout);
+  }
   server.run();
   if (!g_signal) g_signal = SIGTERM;  // the listener ended on its own: let the watcher finish
   watcher.join();
@@ -148,23 +159,24 @@ void setup(CLI::App& app) {
   app.add_option("-m,--model", o->model, "checkpoint directory or .gguf file")->required();
   app.add_option("--host", o->host, "address to listen on")->capture_default_str();
   app.add_option("--port", o->port, "port (0: any free port, printed at start)")
-      ->check(CLI::Range(0, 65535))->capture_default_str();
+      ->check(in_range(0, 65535))->capture_default_str();
   app.add_option("--parallel", o->parallel, "slots: requests served at once")
-      ->check(CLI::Range(int64_t(1), int64_t(1024)))->capture_default_str();
+      ->check(in_range(int64_t(1), int64_t(1024)))->capture_default_str();
   app.add_option("--ctx-size", o->ctx, "positions per slot (default: the model's context)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app.add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY'");
   app.add_option("--alias", o->alias, "model name in /v1/models and responses");
   app.add_option("--chat-template-file", o->chat_template_file,
                  "Jinja chat template to use instead of the model's");
   app.add_option("--chunk", o->chunk, "prompt tokens a newcomer prefills per step")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 20))->capture_default_str();
+      ->check(in_range(int64_t(1), int64_t(1) << 20))->capture_default_str();
   app.add_option("--queue", o->queue, "requests waiting for a slot before 503")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 20))->capture_default_str();
+      ->check(in_range(int64_t(0), int64_t(1) << 20))->capture_default_str();
   app.add_option("--max-body", o->max_body, "largest request body in bytes (413 above)")
       ->capture_default_str();
   app.add_option("--http-threads", o->http_threads, "connections served at once")
-      ->check(CLI::Range(1, 4096))->capture_default_str();
+      ->check(in_range(1, 4096))->capture_default_str();
+  app.add_flag("--json", o->json, "print one JSON object on stdout once listening (url, port, model, ...)");
   add_threads_option(app, o->threads);
   add_attention_options(app, o->attn);
   app.callback([o] { run(*o); });

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
@@ -84,7 +85,7 @@ void setup(CLI::App& app) {
   tr->add_option("--passkey", o->passkey, "generated passkey prompts added to the corpus");
   tr->add_option("--words", o->words, "word lists directory (default data/words)");
   tr->add_option("--vocab", o->bpe.vocab_size, "vocabulary size (bytes and specials included)")
-      ->check(CLI::Range(int32_t(258), int32_t(1 << 20)));
+      ->check(in_range(int32_t(258), int32_t(1 << 20)));
   tr->add_option("--min-frequency", o->bpe.min_frequency, "least count of a merged pair");
   tr->add_option("--seed", o->seed, "seed of the generated part of the corpus");
   tr->add_option("--out", o->out, "tokenizer.json to write")->required();

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
@@ -82,12 +83,12 @@ void setup(CLI::App& app) {
   app.add_option("--config", o->config, "config.json of the model to train from scratch");
   app.add_option("--data", o->t.data, "copy | text:FILE[,FILE...] | retrieval:KEY=VALUE,...")->required();
   app.add_option("--init", o->init, "start from this checkpoint's weights (new optimiser and schedule)");
-  app.add_option("--steps", o->t.steps, "total optimiser steps")->required()->check(CLI::PositiveNumber);
+  app.add_option("--steps", o->t.steps, "total optimiser steps")->required()->check(above(0));
   app.add_option("--out", o->out, "checkpoint directory")->required();
   app.add_option("--seed", o->t.seed, "seed for weights and data");
-  app.add_option("--batch", o->t.batch, "sequences per step")->check(CLI::PositiveNumber);
-  app.add_option("--seq", o->t.seq, "tokens per sequence")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  app.add_option("--lr", o->t.lr, "peak learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--batch", o->t.batch, "sequences per step")->check(above(0));
+  app.add_option("--seq", o->t.seq, "tokens per sequence")->check(in_range(int64_t(2), int64_t(1) << 20));
+  app.add_option("--lr", o->t.lr, "peak learning rate")->check(above(0));
   app.add_option("--warmup", o->t.warmup, "warm-up steps (default steps/20)");
   app.add_option("--weight-decay", o->t.weight_decay, "AdamW decoupled weight decay on matrices");
   app.add_option("--clip", o->t.clip, "global gradient-norm clip (0 = off)");

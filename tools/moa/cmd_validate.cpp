@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "command.h"
+#include "option_checks.h"
 #include "common.h"
 #include "moa/data/calib.h"
 #include "moa/core/error.h"
@@ -85,7 +86,7 @@ void setup(CLI::App& app) {
   app.add_option("--data", o->data, "JSONL ({\"prompt\", \"answer\"} or LongEval records)")
       ->required();
   app.add_option("--samples", o->samples, "use the first K samples that fit (default: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app.add_flag("--json", o->json, "print one JSON object");
   add_threads_option(app, o->threads);
   app.callback([o] { run(*o); });

@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include "option_checks.h"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -23,7 +25,7 @@ void add_attention_options(CLI::App& app, AttentionOptions& o) {
   app.add_option("--sink", o.sink, "sink tokens per head (default: the plan's own; 64 for --streaming)");
   app.add_flag("--dense", o.dense, "dense attention, even when the model file embeds a plan");
   app.add_option("--kv-type", o.kv_type, "KV cache storage type: f32, f16 (default), bf16 or q8_0")
-      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+      ->check(one_of({"f32", "f16", "bf16", "q8_0"}));
 }
 
 void adopt_embedded_plan(AttentionOptions& o, const Model& m) {
@@ -40,11 +42,11 @@ std::string method_name(const AttentionOptions& o) {
 }
 
 void add_threads_option(CLI::App& app, int& threads) {
-  app.add_option("--threads,-t", threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads,-t", threads, "threads (default: all cores)")->check(at_least(0));
 }
 
 void add_dtype_option(CLI::App& app, std::string& dtype) {
-  app.add_option("--dtype", dtype, "weight dtype: f32 (default), bf16 or f16")->check(CLI::IsMember({"f32", "bf16", "f16"}));
+  app.add_option("--dtype", dtype, "weight dtype: f32 (default), bf16 or f16")->check(one_of({"f32", "bf16", "f16"}));
 }
 
 DType checkpoint_dtype(const std::string& dtype) {
@@ -55,11 +57,11 @@ void add_optimizer_options(CLI::App& app, OptimizeOptions& o) {
   const OptimizeOptions d;
   app.add_option("--max-rules-per-layer", o.max_rules_per_layer,
                  "at most K distinct rules in each layer (default 0: no limit)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app.add_option(
          "--grid", o.grid,
          fmt::format("epsilon-constraint points per non-primary objective (default {})", d.grid))
-      ->check(CLI::PositiveNumber);
+      ->check(above(0));
   app.add_option("--solver", o.solver, "mckp (exact, specialised; default) or cbc (CBC MILP)")
       ->transform(CLI::CheckedTransformer(std::map<std::string, ChoiceSolver>{
           {"mckp", ChoiceSolver::kMckp}, {"cbc", ChoiceSolver::kCbc}}));
@@ -68,12 +70,12 @@ void add_optimizer_options(CLI::App& app, OptimizeOptions& o) {
          fmt::format(
              "MCKP nodes per solve before CBC takes that solve over (0 = no limit; default {})",
              d.node_limit))
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app.add_option("--cbc-seconds", o.cbc_seconds,
                  fmt::format("seconds one CBC solve may take before its best answer is used, "
                              "unproven (0 = no limit; default {})",
                              d.cbc_seconds))
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app.add_flag_callback(
       "--trace",
       [&o] {

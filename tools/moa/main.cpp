@@ -6,6 +6,7 @@
 #include <exception>
 #include <string>
 
+#include "cli_errors.h"
 #include "command.h"
 #include "moa/core/error.h"
 
@@ -57,6 +58,10 @@ int main(int argc, char** argv) {
     CLI::App* sub = parent->add_subcommand(name, cmd.help);
     cmd.setup(*sub);
   }
+  if (auto unknown = moa::cli::unknown_command(app, argc, argv)) {
+    std::fprintf(stderr, "error: %s\n", unknown->c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -64,7 +69,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --version and the like
+    std::fprintf(stderr, "error: %s\n", moa::cli::describe_parse_error(app, e).c_str());
     return 2;
   } catch (const moa::InputError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
@@ -72,6 +78,10 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory (try a shorter context, a smaller batch or a smaller model)\n");
     return 2;
+  } catch (const std::exception& e) {
+    // Not the input's fault, or a check we lack: still one line, never an abort.
+    std::fprintf(stderr, "error: internal: %s (please report it)\n", e.what());
+    return 1;
   }
   return 0;
 }
