@@ -31,7 +31,7 @@ TEST(CliContract, EveryParseErrorIsOneLineWithExit2) {
       {"train --config c.json --data copy --out d --steps 0", {"moa train", "--steps", "expected a number > 0"}},
       {"train --config c.json --data copy --out d --steps 10 --seq 1", {"--seq", "[2, 1048576]"}},
       {"bench -m x --ctx abc", {"moa bench", "--ctx", "expected", "'abc'"}},
-      {"init --config c.json --out d --seed -1", {"moa init", "--seed", "expected a non-negative integer"}},
+      {"init --config c.json --out d --seed abc", {"moa init", "--seed", "expected a non-negative integer", "'abc'"}},
       {"generate -m x -p hi --kv-type q9", {"--kv-type", "expected one of f32, f16, bf16, q8_0", "'q9'"}},
       {"data longeval --lines 0 --out x.jsonl", {"moa data longeval", "--lines", "[1, 100000]"}},
       {"serve -m x --port 70000", {"moa serve", "--port", "[0, 65535]"}},
@@ -118,7 +118,7 @@ TEST(CliContract, JsonOfFileWritingCommands) {
   const fs::path tmp = test::temp_dir("cli_json");
   write_text_atomic(tmp / "config.json", R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
     "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-    "vocab_size": 300, "max_position_embeddings": 512})");
+    "vocab_size": 300, "max_position_embeddings": 2048})");
   const std::string m = (tmp / "m").string(), e = (tmp / "e").string();
   json j = parse_out(test::run_moa("init --config " + (tmp / "config.json").string() + " --out " + m + " --json"));
   EXPECT_EQ(j["out"], m);
@@ -131,7 +131,7 @@ TEST(CliContract, JsonOfFileWritingCommands) {
   EXPECT_EQ(j["records"], 3);
   j = parse_out(test::run_moa("data passkey --repeats 2 --samples 4 --out " + (tmp / "pk.jsonl").string() + " --json"));
   EXPECT_EQ(j["records"], 4);
-  j = parse_out(test::run_moa("data calib -m " + m + " --lengths 128 --samples 2 --threads 1 --out " +
+  j = parse_out(test::run_moa("data calib -m " + m + " --lengths 512 --samples 2 --threads 1 --out " +
                               (tmp / "calib.jsonl").string() + " --json"));
   EXPECT_EQ(j["records"], 2);
   EXPECT_TRUE(j.contains("model_correct"));

@@ -1,6 +1,7 @@
 #include "cli_errors.h"
 
 #include <algorithm>
+#include <sstream>
 #include <fmt/format.h>
 
 namespace moa::cli {
@@ -141,11 +142,16 @@ std::string describe_parse_error(CLI::App& app, const CLI::ParseError& e) {
       return fmt::format("{}: {}: expected {}, got '{}'", path, o->get_name(), expected_value(*o), quoted_value(msg));
     }
   }
-  if (type == "ExtrasError") {
-    // "The following argument(s) was/were not expected: X Y".
-    const auto colon = msg.find(": ");
-    const std::string extra = colon == std::string::npos ? msg : msg.substr(colon + 2);
-    const std::string first = extra.substr(0, extra.find(' '));
+  if (const auto at = msg.find(" not expected: "); at != std::string::npos) {
+    // "The following argument(s) was/were not expected: X Y", listed last to first: name the
+    // first option among them, else the first argument.
+    std::istringstream words(msg.substr(at + 15));
+    std::vector<std::string> extras;
+    for (std::string w; words >> w;) extras.push_back(w);
+    std::string first = extras.empty() ? std::string() : extras.back();
+    for (const auto& w : extras) {
+      if (!w.empty() && w[0] == '-') first = w;
+    }
     if (!first.empty() && first[0] == '-') {
       const std::string bare = first.substr(0, first.find('='));
       return fmt::format("{}: unknown option '{}' (nearest: {}; `{} --help` lists them all)", path, bare,
