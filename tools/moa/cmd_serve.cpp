@@ -146,7 +146,6 @@ void run(ServeOptions o) {
     print_json({{"url", fmt::format("http://{}:{}", o.host, port)}, {"host", o.host}, {"port", port},
                 {"model", so.model_name}, {"attention", method_name(o.attn)}, {"parallel", o.parallel},
                 {"ctx_size", ctx}, {"kv_bytes", engine.metrics().kv_bytes}});
-    std::fflush(stdout);
   }
   server.run();
   if (!g_signal) g_signal = SIGTERM;  // the listener ended on its own: let the watcher finish

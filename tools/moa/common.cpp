@@ -1,7 +1,5 @@
 #include "common.h"
 
-#include "option_checks.h"
-
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -11,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "moa/core/error.h"
+#include "option_checks.h"
 #include "moa/core/file_io.h"
 #include "moa/model/forward.h"
 #include "moa/attention/plan.h"
