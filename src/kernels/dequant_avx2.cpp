@@ -13,14 +13,9 @@ namespace {
 
 using kernels::bit_to_16;
 using kernels::fifth_bits;
+using kernels::half_at;
 using kernels::load256;
 using kernels::nibbles32;
-
-inline float half_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
 
 // The 8 signed bytes of v starting at byte 8k as f32.
 inline __m256 bytes_f32(__m256i v, int k) {
@@ -70,6 +65,8 @@ void k4(const uint8_t* src, int64_t nb, float* out) {
   const __m256i low4 = _mm256_set1_epi8(15);
   for (int64_t b = 0; b < nb; ++b, src += kBytes, out += 256) {
     const float d = half_at(src), dmin = half_at(src + 2);
+    uint8_t sc[8], mn[8];
+    kernels::k_unpack_scales(src + 4, sc, mn);
     const __m256i qh = kQh ? load256(src + kQh) : _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i qv = load256(src + kQs + 32 * c);
@@ -80,9 +77,8 @@ void k4(const uint8_t* src, int64_t nb, float* out) {
         hi = _mm256_or_si256(hi, bit_to_16(qh, 2 * c + 1));
       }
       for (int half = 0; half < 2; ++half) {
-        int sc, mn;
-        kernels::k_scale_min(src + 4, 2 * c + half, &sc, &mn);
-        store32<Tail::kSub>(half ? hi : lo, d * float(sc), dmin * float(mn),
+        const int i = 2 * c + half;
+        store32<Tail::kSub>(half ? hi : lo, d * float(sc[i]), dmin * float(mn[i]),
                             out + 64 * c + 32 * half);
       }
     }

@@ -20,32 +20,19 @@ namespace moa {
 
 namespace {
 
-// f16 -> f32 is exact either way; F16C (part of the build's baseline) keeps the per-block call
-// out of the combination loop.
-inline float half_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
+using kernels::half_at;
 
-// Where a type keeps its f16 scale d and, for the types with an additive term, its f16 m (or
-// dmin); m_at < 0: none.
+// Where a 32-value type keeps its f16 scale d and, for Q4_1 / Q5_1, its f16 m (m_at < 0: none).
 struct Scales {
   int d_at, m_at;
-  bool k_min;  // K type: the term is -dmin * msum; else +m * (activation sum)
 };
 Scales scales_of(GgmlType t) {
   switch (t) {
     case GgmlType::kQ4_1:
     case GgmlType::kQ5_1:
-      return {0, 2, false};
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ5_K:
-      return {0, 2, true};
-    case GgmlType::kQ6_K:
-      return {208, -1, false};
+      return {0, 2};
     default:
-      return {0, -1, false};
+      return {0, -1};
   }
 }
 
@@ -56,21 +43,20 @@ inline __m256 halves8(const uint8_t* p, int64_t bytes) {
   return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
 }
 
-// Block b's term: (d dx) isum, then + (m dx) (activation sum) or - (dmin dx) msum. The vector
+// Block b's term: (d dx) isum, then + (m dx) (activation sum). The vector
 // loop below forms each lane with exactly these operations in this order (no FMA), so a block's
 // term has the same bits whichever path computes it.
 inline float term(const Scales& s, const uint8_t* blk, float dx, int32_t isum, int32_t extra) {
   float c = (half_at(blk + s.d_at) * dx) * float(isum);
   if (s.m_at < 0) return c;
-  const float m = half_at(blk + s.m_at) * dx;
-  return s.k_min ? c - m * float(extra) : c + m * float(extra);
+  return c + (half_at(blk + s.m_at) * dx) * float(extra);
 }
 
 // y = sum over blocks b of term(b), block b added into partial sum b mod 8 (8 vector lanes, so
 // the additions do not form one serial chain); the partials are added in a fixed tree.
 float combine(const Scales& s, const uint8_t* row, int64_t bytes, const QuantizedActivation& a,
-              int64_t nb, const int32_t* isum, const int32_t* msum) {
-  const int32_t* extra = s.k_min ? msum : a.block_sums.data();
+              int64_t nb, const int32_t* isum) {
+  const int32_t* extra = a.block_sums.data();
   __m256 acc = _mm256_setzero_ps();
   int64_t b = 0;
   for (; b + 8 <= nb; b += 8) {
@@ -83,7 +69,7 @@ float combine(const Scales& s, const uint8_t* row, int64_t bytes, const Quantize
       const __m256 m = _mm256_mul_ps(halves8(blk + s.m_at, bytes), dx);
       const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(extra + b));
       const __m256 me = _mm256_mul_ps(m, _mm256_cvtepi32_ps(e));
-      c = s.k_min ? _mm256_sub_ps(c, me) : _mm256_add_ps(c, me);
+      c = _mm256_add_ps(c, me);
     }
     acc = _mm256_add_ps(acc, c);
   }
@@ -95,8 +81,11 @@ float combine(const Scales& s, const uint8_t* row, int64_t bytes, const Quantize
   return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
 }
 
+// One of fn (the 32-value types: integer block dots, then combine) or kfn (the K types, whose
+// kernels return the row's dot).
 struct Picked {
   kernels::IntRowFn fn = nullptr;
+  kernels::RowDotFn kfn = nullptr;
   IsaLevel level = IsaLevel::kScalar;
 };
 
@@ -106,20 +95,25 @@ struct Picked {
 Picked pick(GgmlType t, IsaLevel level) {
   const struct {
     IsaLevel l;
-    kernels::IntRowFn (*table)(GgmlType);
-  } levels[] = {{IsaLevel::kAvx512Vnni, kernels::int_row_vnni},
-                {IsaLevel::kAvx2, kernels::int_row_avx2},
-                {IsaLevel::kScalar, kernels::int_row_scalar}};
+    kernels::IntRowFn (*ints)(GgmlType);
+    kernels::RowDotFn (*ks)(GgmlType);
+  } levels[] = {{IsaLevel::kAvx512Vnni, kernels::int_row_vnni, kernels::row_dot_vnni},
+                {IsaLevel::kAvx2, kernels::int_row_avx2, kernels::row_dot_avx2},
+                {IsaLevel::kScalar, kernels::int_row_scalar, kernels::row_dot_scalar}};
   for (const auto& e : levels) {
     if (int(e.l) > int(level)) continue;
-    if (kernels::IntRowFn f = e.table(t)) return {f, e.l};
+    if (kernels::IntRowFn f = e.ints(t)) return {f, nullptr, e.l};
+    if (kernels::RowDotFn f = e.ks(t)) return {nullptr, f, e.l};
   }
   return {};
 }
 
 }  // namespace
 
-bool quant_matvec_supported(GgmlType t) { return kernels::int_row_scalar(t) != nullptr; }
+bool quant_matvec_supported(GgmlType t) {
+  const Picked p = pick(t, IsaLevel::kScalar);
+  return p.fn || p.kfn;
+}
 
 int64_t activation_block(GgmlType t) {
   return ggml_type_traits(uint32_t(t)).block == 256 ? 256 : 32;
@@ -132,7 +126,8 @@ void quantize_activation(const float* x, int64_t cols, int64_t block, QuantizedA
   out->block = block;
   out->q.resize(size_t(cols));
   out->d.resize(size_t(cols / block));
-  out->sums.resize(size_t(cols / 16));
+  out->sums16.resize(size_t(cols / 16));
+  out->sums32.resize(size_t(cols / 32));
   for (int64_t b = 0; b < cols / block; ++b) {
     const float* xb = x + b * block;
     float amax = 0;
@@ -155,14 +150,16 @@ void quantize_activation(const float* x, int64_t cols, int64_t block, QuantizedA
       q[j] = int8_t(std::clamp(std::nearbyint(xb[j] * id), -127.0f, 127.0f));
     }
   }
+  // |sum| <= 32 * 127: the per-16 and per-32 sums fit int16 (the K kernels' madd operands).
+  out->block_sums.assign(size_t(cols / block), 0);
   for (int64_t k = 0; k < cols / 16; ++k) {
     int32_t s = 0;
     for (int j = 0; j < 16; ++j) s += out->q[size_t(16 * k + j)];
-    out->sums[size_t(k)] = s;
+    out->sums16[size_t(k)] = int16_t(s);
+    out->block_sums[size_t(k * 16 / block)] += s;
   }
-  out->block_sums.assign(size_t(cols / block), 0);
-  for (int64_t k = 0; k < cols / 16; ++k)
-    out->block_sums[size_t(k * 16 / block)] += out->sums[size_t(k)];
+  for (int64_t k = 0; k < cols / 32; ++k)
+    out->sums32[size_t(k)] = int16_t(out->sums16[size_t(2 * k)] + out->sums16[size_t(2 * k + 1)]);
 }
 
 // x is replaced by d*q with d = amax/127 and q = round(x/d), so |x_j - d q_j| <= d/2 = amax_b/254
@@ -197,7 +194,7 @@ void quant_matmul(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
   MOA_CHECK(isa_available(level), "{} on a CPU with {}", isa_name(level), isa_name(detected_isa()));
   const Picked p = pick(t, level);
   const GgmlTypeTraits tr = ggml_type_traits(uint32_t(t));
-  MOA_CHECK(p.fn && cols % tr.block == 0, "{} x {} of {}", rows, cols, ggml_type_name(t));
+  MOA_CHECK((p.fn || p.kfn) && cols % tr.block == 0, "{} x {} of {}", rows, cols, ggml_type_name(t));
   for (int64_t i = 0; i < T; ++i) {
     MOA_CHECK(xs[i].block == activation_block(t) && int64_t(xs[i].q.size()) == cols,
               "input {}: {} values in blocks of {} for {} x {} {}", i, xs[i].q.size(), xs[i].block,
@@ -208,15 +205,18 @@ void quant_matmul(GgmlType t, const uint8_t* w, int64_t rows, int64_t cols,
 #pragma omp parallel if (rows * cols >= (1 << 16))
   {
     // Per-thread block sums of one row; reused across calls.
-    static thread_local std::vector<int32_t> isum, msum;
+    static thread_local std::vector<int32_t> isum;
     isum.resize(size_t(nb));
-    msum.resize(size_t(nb));
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const uint8_t* row = w + r * rb;
       for (int64_t i = 0; i < T; ++i) {
-        p.fn(row, xs[i], nb, isum.data(), msum.data());
-        y[i * rows + r] = combine(sc, row, tr.bytes, xs[i], nb, isum.data(), msum.data());
+        if (p.kfn) {
+          y[i * rows + r] = p.kfn(row, xs[i], nb);
+          continue;
+        }
+        p.fn(row, xs[i], nb, isum.data());
+        y[i * rows + r] = combine(sc, row, tr.bytes, xs[i], nb, isum.data());
       }
     }
   }

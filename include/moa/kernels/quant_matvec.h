@@ -15,7 +15,8 @@
 // weights themselves on the English text. quant_matvec_f32 is the variant without this error.
 //
 // Bit-for-bit: every ISA level computes the same integers per block and the same f32 combination
-// (one shared routine), so results are identical across levels and thread counts.
+// (one shared routine; for the K types the same lanes in the same order, kernels/int_dot.h), so
+// results are identical across levels and thread counts.
 #pragma once
 
 #include <cstdint>
@@ -30,12 +31,13 @@ namespace moa {
 bool quant_matvec_supported(GgmlType t);
 
 // x (cols) quantised to blocks of `block` (32 or 256) values: x[i] ~ d[i / block] * q[i];
-// sums[k] = sum of q[16k .. 16k+16), block_sums[b] = sum of q over block b.
+// sums16[k] = sum of q[16k .. 16k+16), sums32[k] of q[32k .. 32k+32), block_sums[b] of q over
+// block b.
 struct QuantizedActivation {
   int64_t block = 32;
   std::vector<int8_t> q;
   std::vector<float> d;
-  std::vector<int32_t> sums;
+  std::vector<int16_t> sums16, sums32;
   std::vector<int32_t> block_sums;
 };
 // The activation block a weight type is dotted with (32, or 256 for the K types).
