@@ -10,7 +10,8 @@
 #   MOA_BUILD_DIR  our CMake build dir, holding bin/moa and bin/bench_kernels (default build)
 #   SHAPES         configs from bench/configs/                          (default "tiny llama32_1b")
 #   TYPES          llama-quantize types                                 (default "Q8_0 Q4_K_M")
-#   DEPTHS         decode depths after the depth-0 table                (default 8192)
+#   DEPTHS         decode depths after the depth-0 table (depth + 32 generated tokens must fit
+#                  the model's max_position_embeddings: 32704 for a 32k model) (default 8192)
 #   THREADS        thread counts, each its own rows                     (default "1 2")
 #   REPS           repetitions of each measurement                      (default 2)
 #   LLAMA_Q8_KV=1  also llama.cpp with -fa -ctk q8_0 -ctv q8_0 at depth (slow on CPU: off by default)
@@ -112,7 +113,8 @@ for shape in $SHAPES; do
       log "$shape $type depth 0, $t thread(s)"
       "$LB/llama-bench" -m "$f" -t "$t" -p 512 -n 32 -r "$REPS" -o json >"$RES/lb-$shape-$type-$t.json" 2>/dev/null
       "$MOA" bench -m "$f" --ctx 0 --prefill 512 --gen 32 --repeat "$REPS" -t "$t" --json \
-        >"$RES/moa-$shape-$type-$t.json" 2>/dev/null
+        >"$RES/moa-$shape-$type-$t.json" 2>"$RES/moa-$shape-$type-$t.log" ||
+        die "moa bench failed: $(tail -1 "$RES/moa-$shape-$type-$t.log")"
       "$PYTHON" - "$RES/lb-$shape-$type-$t.json" "$RES/moa-$shape-$type-$t.json" "$t" "$wb" \
         "$(cat "$RES/bw-$t.txt")" >>"$OUT" <<'EOF'
 import json, sys
@@ -154,7 +156,7 @@ EOF
         log "$shape $type depth $d: ours $name"
         j="$RES/moa-$shape-$type-$d-${name// /_}.json"
         "$MOA" bench -m "$f" --ctx "$d" --fill synthetic --gen 32 --repeat "$REPS" -t "$t" --json "${opts[@]}" \
-          >"$j" 2>/dev/null
+          >"$j" 2>"$j.log" || die "moa bench failed: $(tail -1 "$j.log")"
         "$PYTHON" - "$j" "$name" "$base" "$wb" "$(cat "$RES/bw-$t.txt")" >>"$OUT" <<'EOF'
 import json, sys
 m = json.load(open(sys.argv[1])); name, base, wb, bw = sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])

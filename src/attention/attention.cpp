@@ -11,6 +11,7 @@
 #include "attention/kv_simd.h"
 #include "attention/simd.h"
 #include "moa/core/error.h"
+#include "moa/core/prefetch.h"
 #include "moa/attention/kv_cache.h"
 
 namespace moa {
@@ -123,6 +124,7 @@ void attend_group_t(const float* q, int64_t grp, const VisibleRanges* vis, const
     for (int64_t j = 0; j < segs[s].count; ++j, ++idx) {
       const int64_t p = segs[s].pos0 + j;
       const uint8_t* kr = segs[s].k + j * rb;
+      prefetch_ahead(kr, rb);  // the cache is heap memory in 4 KiB pages, like a mapped file
       for (int64_t r = 0; r < grp; ++r) {
         float x = -INFINITY;
         if (p < vis[r].sink_end || p >= vis[r].band_begin) {
@@ -142,6 +144,7 @@ void attend_group_t(const float* q, int64_t grp, const VisibleRanges* vis, const
   for (int s = 0; s < nseg; ++s) {
     for (int64_t j = 0; j < segs[s].count; ++j, ++idx) {
       const uint8_t* vr = segs[s].v + j * rb;
+      prefetch_ahead(vr, rb);
       for (int64_t r = 0; r < grp; ++r) {
         const float w = scores[size_t(r * n + idx)];
         if (w != 0.0f) kv::axpy<T>(w, vr, out + r * D, D);

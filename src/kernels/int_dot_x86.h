@@ -15,25 +15,10 @@
 #include <cstring>
 
 #include "kernels/int_dot.h"
+#include "moa/core/prefetch.h"
 
 namespace moa::kernels {
 namespace {
-
-// Decode streams each weight row once from DRAM, and without software prefetch the kernels stall
-// on the loads: the hardware prefetcher restarts at every 4 KiB page of the mapped file. Each
-// line is asked for twice: into L2 4 KiB ahead (the L2's queue holds many more misses than L1's
-// fill buffers) and into L1 1 KiB ahead. Measured on the Llama-3.2-1B shape, 2 threads, decode
-// tok/s (docs/PERF.md): none 15.2 (Q8_0) / 14.5 (Q4_K_M); L1 only at 512 / 1024 / 2048 / 4096
-// bytes: Q4_K_M 27.1 / 29.0 / 30.7 / 27.5; L2 + L1 at 4096 + 1024: 19.8 / 28.9, the best pair
-// for both files of the four tried.
-constexpr int64_t kPrefetchL1 = 1024, kPrefetchL2 = 4096;
-
-inline void prefetch_ahead(const uint8_t* p, int64_t bytes) {
-  for (int64_t o = 0; o < bytes; o += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchL1 + o), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchL2 + o), _MM_HINT_T1);
-  }
-}
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 

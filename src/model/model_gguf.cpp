@@ -114,6 +114,11 @@ class Loader {
       case GgmlType::kF16:
       case GgmlType::kBF16:
         w.dtype = t.type() == GgmlType::kF16 ? DType::kF16 : DType::kBF16;
+        if (!head_dim) {  // zero-copy, as for the block types below (GGUF data is 32-aligned)
+          w.hmap = std::shared_ptr<const uint16_t>(g_.mapping(),
+                                                   reinterpret_cast<const uint16_t*>(t.data));
+          return w;
+        }
         w.half.resize(size_t(rows * cols));
         for (int64_t r = 0; r < rows; ++r)
           std::memcpy(&w.half[size_t(r * cols)], src_row(r), size_t(rb));

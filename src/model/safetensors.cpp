@@ -78,7 +78,7 @@ bool parse_dtype(const std::string& s, DType* out) {
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) {
-  map_ = std::make_unique<MappedFile>(path);
+  map_ = std::make_shared<const MappedFile>(path);
   const std::string file = path.string();
   const size_t size = map_->size();
   if (size < 8) input_error("{}: truncated: {} bytes, a safetensors file has at least 8", file, size);
@@ -151,6 +151,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) {
                   e - b, sh.dump(), dtype_name(t.dtype), numel * dtype_size(t.dtype));
     }
     t.data = base + b;
+    t.owner = map_;
     t.nbytes = e - b;
     ranges.emplace_back(b, e);
     tensors_[name] = std::move(t);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "moa/core/error.h"
+#include "moa/core/prefetch.h"
 #include "moa/kernels/quant_matvec.h"
 
 namespace moa {
@@ -22,6 +23,8 @@ Weight Weight::from_view(const TensorView& t) {
   if (t.dtype == DType::kF32) {
     w.f32.resize(size_t(w.numel()));
     std::memcpy(w.f32.data(), t.data, t.nbytes);
+  } else if (t.owner && reinterpret_cast<uintptr_t>(t.data) % alignof(uint16_t) == 0) {
+    w.hmap = std::shared_ptr<const uint16_t>(t.owner, reinterpret_cast<const uint16_t*>(t.data));
   } else {
     w.half.resize(size_t(w.numel()));
     std::memcpy(w.half.data(), t.data, t.nbytes);
@@ -82,7 +85,7 @@ void convert_rows(const Weight& W, int64_t r0, int64_t n, float* out) {
     for (int64_t r = 0; r < n; ++r) dequantize_row(W.qtype, src + r * rb, C, out + r * C);
     return;
   }
-  const uint16_t* src = W.half.data() + r0 * C;
+  const uint16_t* src = W.half_data() + r0 * C;
   const int64_t total = n * C, chunks = total / 8;
 #pragma omp parallel for schedule(static) if (total >= (1 << 16))
   for (int64_t c = 0; c < chunks; ++c) _mm256_storeu_ps(out + 8 * c, load8(src + 8 * c, W.dtype));
@@ -106,12 +109,16 @@ void matvec_rows(const Src* w, const float* x, int64_t r0, int64_t r1, int64_t C
     if constexpr (std::is_same_v<Src, float>) return *p;
     else return load1(p, dt);
   };
+  constexpr int64_t kLine = 64 / sizeof(Src);  // values per cache line
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) {
     const Src *a = w + r * C, *b = a + C, *c = b + C, *d = c + C;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t i = 0;
     for (; i + 8 <= C; i += 8) {
+      if (i % kLine == 0) {
+        for (const Src* p : {a, b, c, d}) prefetch_ahead(p + i, 64);
+      }
       __m256 xv = _mm256_loadu_ps(x + i);
       s0 = _mm256_fmadd_ps(ld(a + i), xv, s0);
       s1 = _mm256_fmadd_ps(ld(b + i), xv, s1);
@@ -152,6 +159,7 @@ void matvec_batch_rows(const Src* w, const float* x, int64_t r0, int64_t r1, int
     for (int b = 0; b < NB; ++b) acc[b] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= C; i += 8) {
+      if (i % int64_t(64 / sizeof(Src)) == 0) prefetch_ahead(a + i, 64);
       __m256 wv;
       if constexpr (std::is_same_v<Src, float>) wv = load8(a + i);
       else wv = load8(a + i, dt);
@@ -179,7 +187,7 @@ void matvec_batch(const float* x, const Weight& W, float* y) {
     const int64_t per = (R + nt - 1) / nt;
     const int64_t r0 = std::min(R, t * per), r1 = std::min(R, r0 + per);
     if (W.dtype == DType::kF32) matvec_batch_rows<NB>(W.f32.data(), x, r0, r1, C, R, W.dtype, y);
-    else matvec_batch_rows<NB>(W.half.data(), x, r0, r1, C, R, W.dtype, y);
+    else matvec_batch_rows<NB>(W.half_data(), x, r0, r1, C, R, W.dtype, y);
   }
 }
 
@@ -211,7 +219,7 @@ void matvec(const float* x, const Weight& W, float* y) {
     per = (per + 3) / 4 * 4;
     const int64_t r0 = std::min(R, t * per), r1 = std::min(R, r0 + per);
     if (W.dtype == DType::kF32) matvec_rows(W.f32.data(), x, r0, r1, C, W.dtype, y);
-    else matvec_rows(W.half.data(), x, r0, r1, C, W.dtype, y);
+    else matvec_rows(W.half_data(), x, r0, r1, C, W.dtype, y);
   }
 }
 

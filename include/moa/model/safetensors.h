@@ -28,6 +28,7 @@ struct TensorView {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;  // not necessarily aligned
   size_t nbytes = 0;
+  std::shared_ptr<const MappedFile> owner;  // keeps `data` mapped for whoever shares it
   std::string file;  // for error messages
 
   int64_t numel() const;
@@ -45,7 +46,7 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:
-  std::unique_ptr<MappedFile> map_;
+  std::shared_ptr<const MappedFile> map_;
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> metadata_;
 };
