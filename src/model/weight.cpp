@@ -98,6 +98,12 @@ float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_hadd_ps(lo, lo));
 }
 
+// Where the matvecs prefetch: once per cache line of each weight row.
+template <typename Src>
+constexpr int64_t values_per_line() {
+  return 64 / int64_t(sizeof(Src));
+}
+
 // y[r] = dot(W[r], x) for r in [0, rows): 4 rows at a time share the loads of x.
 template <typename Src>
 void matvec_rows(const Src* w, const float* x, int64_t r0, int64_t r1, int64_t C, DType dt, float* y) {
@@ -109,14 +115,13 @@ void matvec_rows(const Src* w, const float* x, int64_t r0, int64_t r1, int64_t C
     if constexpr (std::is_same_v<Src, float>) return *p;
     else return load1(p, dt);
   };
-  constexpr int64_t kLine = 64 / sizeof(Src);  // values per cache line
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) {
     const Src *a = w + r * C, *b = a + C, *c = b + C, *d = c + C;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t i = 0;
     for (; i + 8 <= C; i += 8) {
-      if (i % kLine == 0) {
+      if (i % values_per_line<Src>() == 0) {
         for (const Src* p : {a, b, c, d}) prefetch_ahead(p + i, 64);
       }
       __m256 xv = _mm256_loadu_ps(x + i);
@@ -159,7 +164,7 @@ void matvec_batch_rows(const Src* w, const float* x, int64_t r0, int64_t r1, int
     for (int b = 0; b < NB; ++b) acc[b] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= C; i += 8) {
-      if (i % int64_t(64 / sizeof(Src)) == 0) prefetch_ahead(a + i, 64);
+      if (i % values_per_line<Src>() == 0) prefetch_ahead(a + i, 64);
       __m256 wv;
       if constexpr (std::is_same_v<Src, float>) wv = load8(a + i);
       else wv = load8(a + i, dt);

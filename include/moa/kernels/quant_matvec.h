@@ -15,7 +15,8 @@
 // weights themselves on the English text. quant_matvec_f32 is the variant without this error.
 //
 // Bit-for-bit: every ISA level computes the same integers per block and the same f32 combination
-// (one shared routine; for the K types the same lanes in the same order, kernels/int_dot.h), so
+// (one shared routine; for Q8_0 and the K types the same lanes in the same order,
+// kernels/int_dot.h), so
 // results are identical across levels and thread counts.
 #pragma once
 
