@@ -1,7 +1,10 @@
 #include "moa/core/file_io.h"
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -38,14 +41,56 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+namespace {
+
+// A process killed while writing leaves its `<name>.tmp.<pid>` behind. The next write of the
+// same file removes those whose process is gone, so a killed run's debris does not outlive the
+// rerun (a live pid may be a concurrent writer: left alone).
+void remove_stale_temps(const std::filesystem::path& path) {
+  std::error_code ec;
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  const std::string prefix = path.filename().string() + ".tmp.";
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+    const pid_t p = pid_t(std::stol(pid));
+    if (p != ::getpid() && ::kill(p, 0) != 0 && errno == ESRCH) {
+      std::filesystem::remove(it->path(), ec);
+    }
+  }
+}
+
+// Fault injection for the crash-safety test (tests/test_crash_safety.cpp): with
+// MOA_TEST_KILL_AT_WRITE=N the process SIGKILLs itself during its N-th atomic write, after the
+// temp file is filled and cut to half its length, i.e. as a kill -9 mid-write would leave it.
+bool kill_at_this_write() {
+  static const long at = [] {
+    const char* v = std::getenv("MOA_TEST_KILL_AT_WRITE");
+    return v ? std::atol(v) : 0L;
+  }();
+  static std::atomic<long> count{0};
+  return at > 0 && ++count == at;
+}
+
+}  // namespace
+
 void write_file_atomic(const std::filesystem::path& path,
                        const std::function<void(std::FILE*)>& write) {
+  remove_stale_temps(path);
   auto tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) input_error("{}: cannot write ({})", path.string(), std::strerror(errno));
   try {
     write(f);
+    if (kill_at_this_write()) {
+      std::fflush(f);
+      const long n = std::ftell(f);
+      if (n > 0 && ::ftruncate(::fileno(f), n / 2) != 0) std::perror("ftruncate");
+      ::raise(SIGKILL);
+    }
     if (std::fflush(f) != 0 || std::ferror(f) || ::fsync(::fileno(f)) != 0) {
       input_error("{}: write failed ({})", path.string(), std::strerror(errno));
     }

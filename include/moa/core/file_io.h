@@ -31,6 +31,7 @@ class MappedFile {
 
 // Writes `path` atomically: `write(fd_stream)` fills `<path>.tmp.<pid>`, which is flushed and
 // renamed over `path` only when write returns normally; on any exception the temp file is removed.
+// Temp files of `path` left by a killed process (its pid no longer alive) are removed first.
 void write_file_atomic(const std::filesystem::path& path,
                        const std::function<void(std::FILE*)>& write);
 void write_text_atomic(const std::filesystem::path& path, std::string_view text);
