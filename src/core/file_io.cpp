@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -53,16 +54,17 @@ void remove_stale_temps(const std::filesystem::path& path) {
   for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string pid = name.substr(prefix.size());
-    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
-    const pid_t p = pid_t(std::stol(pid));
+    pid_t p = 0;
+    const char* end_of_name = name.data() + name.size();
+    const auto [at, bad] = std::from_chars(name.data() + prefix.size(), end_of_name, p);
+    if (bad != std::errc() || at != end_of_name || p <= 0) continue;
     if (p != ::getpid() && ::kill(p, 0) != 0 && errno == ESRCH) {
       std::filesystem::remove(it->path(), ec);
     }
   }
 }
 
-// Fault injection for the crash-safety test (tests/test_crash_safety.cpp): with
+// Fault injection for tests/test_crash_safety.cpp: with
 // MOA_TEST_KILL_AT_WRITE=N the process SIGKILLs itself during its N-th atomic write, after the
 // temp file is filled and cut to half its length, i.e. as a kill -9 mid-write would leave it.
 bool kill_at_this_write() {

@@ -7,8 +7,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-#include <vector>
 
 #include "moa/model/backward.h"
 #include "moa/model/model.h"
@@ -21,16 +19,6 @@ struct AdamWOptions {
   double weight_decay = 0.0;
   bool decay_vectors = false;  // also decay 1-D tensors (norms, biases); off as in llm.c / GPT-2
 };
-
-// Every parameter of an f32 model, named and ordered as Grads::for_each names its gradients
-// (matrix: a 2-D tensor, decayed by default).
-struct TrainParam {
-  std::string name;
-  float* data;
-  int64_t n;
-  bool matrix;
-};
-std::vector<TrainParam> model_params(Model& m);
 
 // Converts every matrix of the model to f32 in place (training keeps f32 master weights).
 void convert_to_f32(Model& m);
