@@ -5,11 +5,10 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "moa/core/file_io.h"
 #include "moa/gguf/gguf.h"
 #include "test_util.h"
 
@@ -18,18 +17,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 std::vector<fs::path> temps_of(const fs::path& file) {
   std::vector<fs::path> out;
   const std::string prefix = file.filename().string() + ".tmp.";
   for (const auto& e : fs::directory_iterator(file.parent_path())) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path());
+    if (e.path().filename().string().starts_with(prefix)) out.push_back(e.path());
   }
   return out;
 }
@@ -60,7 +52,7 @@ TEST(CrashSafety, ConvertKilledMidWrite) {
   const test::RunResult rerun = test::run_moa(args + out.string());
   ASSERT_EQ(rerun.status, 0) << rerun.err;
   EXPECT_TRUE(temps_of(out).empty());
-  EXPECT_EQ(slurp(out), slurp(ref));
+  EXPECT_EQ(read_text(out), read_text(ref));
   GgufFile g(out);
   EXPECT_EQ(g.get_string("general.architecture"), "llama");
 }

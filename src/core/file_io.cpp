@@ -53,7 +53,7 @@ void remove_stale_temps(const std::filesystem::path& path) {
   const std::string prefix = path.filename().string() + ".tmp.";
   for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    if (!name.starts_with(prefix)) continue;
     pid_t p = 0;
     const char* end_of_name = name.data() + name.size();
     const auto [at, bad] = std::from_chars(name.data() + prefix.size(), end_of_name, p);
