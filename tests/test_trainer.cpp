@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "moa/core/file_io.h"
+#include "moa/model/safetensors.h"
 #include "moa/train/trainer.h"
 #include "test_util.h"
 
@@ -46,6 +47,38 @@ TEST(Trainer, ResumeIsBitExact) {
   // The checkpoint loads as a model everywhere.
   auto s = test::run_moa("info -m " + (dir / "c").string() + " --json");
   EXPECT_EQ(s.status, 0) << s.err;
+  fs::remove_all(dir);
+}
+
+// A checkpoint of the older state format (moa-train-state/1: moments only, the weights in
+// model.safetensors) still resumes bit for bit; the test rewrites a fresh /2 state as /1.
+TEST(Trainer, ResumesTheOlderStateFormat) {
+  fs::path dir = test::temp_dir("train_v1");
+  write_text_atomic(dir / "config.json", kConfig);
+  auto a = train(dir, "--steps 4 --out " + (dir / "a").string());
+  train(dir, "--steps 4 --stop-at 2 --out " + (dir / "c").string());
+  const fs::path state = dir / "c" / "train_state.safetensors";
+  {
+    SafetensorsFile st(state);
+    std::map<std::string, std::string> meta = st.metadata();
+    ASSERT_EQ(meta["format"], "moa-train-state/2");
+    meta["format"] = "moa-train-state/1";
+    meta.erase("config");
+    std::vector<std::vector<float>> keep;
+    std::vector<TensorToWrite> ts;
+    for (const auto& [name, view] : st.tensors()) {
+      if (name.starts_with("w.")) continue;
+      auto& v = keep.emplace_back(size_t(view.numel()));
+      view.to_f32(v.data());
+      ts.push_back({name, DType::kF32, {view.numel()}, v.data()});
+    }
+    ASSERT_FALSE(ts.empty());
+    write_safetensors(state, ts, meta);
+  }
+  auto c = train(dir, "--steps 4 --resume --out " + (dir / "c").string());
+  EXPECT_EQ(c["steps"], 4);
+  EXPECT_EQ(read_text(dir / "a" / "model.safetensors"), read_text(dir / "c" / "model.safetensors"));
+  EXPECT_EQ(a["loss"], c["loss"]);
   fs::remove_all(dir);
 }
 

@@ -8,18 +8,8 @@
 
 namespace moa {
 
-namespace {
-
-struct Param {
-  std::string name;
-  float* data;
-  int64_t n;
-  bool matrix;
-};
-
-// Every parameter of the model, named and ordered as Grads::for_each names its gradients.
-std::vector<Param> model_params(Model& m) {
-  std::vector<Param> ps;
+std::vector<TrainParam> model_params(Model& m) {
+  std::vector<TrainParam> ps;
   auto mat = [&](const std::string& name, Weight& w) {
     if (w.empty()) return;
     MOA_CHECK(w.dtype == DType::kF32, "{} is {}: training needs f32 weights (convert_to_f32)", name,
@@ -55,7 +45,9 @@ std::vector<Param> model_params(Model& m) {
   return ps;
 }
 
-std::vector<float*> grad_ptrs(Grads& g, const std::vector<Param>& ps) {
+namespace {
+
+std::vector<float*> grad_ptrs(Grads& g, const std::vector<TrainParam>& ps) {
   std::vector<float*> out;
   g.for_each([&](const std::string& name, std::vector<float>& v) {
     const size_t i = out.size();
@@ -85,7 +77,7 @@ AdamW::AdamW(const Model& m, const AdamWOptions& opt)
 
 void AdamW::step(Model& model, Grads& g, double lr) {
   if (lr < 0) lr = opt_.lr;
-  const std::vector<Param> ps = model_params(model);
+  const std::vector<TrainParam> ps = model_params(model);
   const std::vector<float*> gp = grad_ptrs(g, ps), mp = grad_ptrs(m_, ps), vp = grad_ptrs(v_, ps);
   ++t_;
   const double bc1 = 1.0 - std::pow(opt_.beta1, double(t_));

@@ -22,7 +22,10 @@ namespace moa {
 namespace {
 
 constexpr const char* kStateFile = "train_state.safetensors";
-constexpr const char* kStateFormat = "moa-train-state/1";
+// /2 holds the weights beside the moments, so the state file alone is the checkpoint's commit
+// point; /1 (moments only, weights in model.safetensors) is still read.
+constexpr const char* kStateFormat = "moa-train-state/2";
+constexpr const char* kStateFormatV1 = "moa-train-state/1";
 
 nlohmann::json options_json(const TrainOptions& o) {
   return {{"steps", o.steps}, {"batch", o.batch}, {"seq", o.seq}, {"lr", o.lr},
@@ -31,12 +34,18 @@ nlohmann::json options_json(const TrainOptions& o) {
           {"data", o.data}};
 }
 
-void save_checkpoint(const Model& model, AdamW& adam, const TrainOptions& o, int64_t step,
+// One checkpoint. The state file (weights, moments, step) is renamed into place before the
+// user-facing copy of the weights, so a kill at any point leaves either the previous state or the
+// new one, and --resume continues from whichever it finds. tokenizer.json does not change
+// between steps and goes first, so a state file never lacks it.
+void save_checkpoint(Model& model, AdamW& adam, const TrainOptions& o, int64_t step,
                      const std::filesystem::path& out, const std::string& tokenizer_json) {
   std::filesystem::create_directories(out);
-  // The optimiser state is written first; both files carry the step, and resume refuses a pair
-  // whose steps differ (an interruption between the two renames).
+  write_text_atomic(out / "tokenizer.json", tokenizer_json);
   std::vector<TensorToWrite> ts;
+  for (const TrainParam& p : model_params(model)) {
+    ts.push_back({"w." + p.name, DType::kF32, {p.n}, p.data});
+  }
   std::vector<std::pair<std::string, std::vector<float>*>> ms, vs;
   adam.first_moment().for_each([&](const std::string& n, std::vector<float>& g) { ms.push_back({n, &g}); });
   adam.second_moment().for_each([&](const std::string& n, std::vector<float>& g) { vs.push_back({n, &g}); });
@@ -46,27 +55,68 @@ void save_checkpoint(const Model& model, AdamW& adam, const TrainOptions& o, int
                     {{"format", kStateFormat},
                      {"step", std::to_string(step)},
                      {"adam_t", std::to_string(adam.step_count())},
-                     {"options", options_json(o).dump()}});
+                     {"options", options_json(o).dump()},
+                     {"config", model.cfg.to_json().dump()}});
   model.save(out, DType::kF32);
   // The model's safetensors metadata is the standard {"format": "pt"}; its step goes in a small
-  // sidecar written last.
-  write_text_atomic(out / "tokenizer.json", tokenizer_json);
+  // sidecar written last (scripts read it to see how far a run got).
   write_text_atomic(out / "train_step.txt", std::to_string(step) + "\n");
 }
 
-int64_t load_checkpoint(AdamW& adam, const TrainOptions& o, const std::filesystem::path& out) {
+std::string state_format(const SafetensorsFile& st, const std::filesystem::path& path) {
+  auto meta = st.metadata();
+  const std::string f = meta["format"];
+  if (f != kStateFormat && f != kStateFormatV1) {
+    input_error("{}: metadata format is '{}', expected '{}' (or the older '{}')", path.string(), f,
+                kStateFormat, kStateFormatV1);
+  }
+  return f;
+}
+
+// Copies the tensors named prefix + name into `dst` (name -> buffer), checking each size.
+void restore_tensors(const SafetensorsFile& st, const std::filesystem::path& path, const char* prefix,
+                     const std::vector<std::pair<std::string, std::pair<float*, int64_t>>>& dst) {
+  for (const auto& [n, buf] : dst) {
+    auto it = st.tensors().find(prefix + n);
+    if (it == st.tensors().end()) input_error("{}: missing tensor '{}{}'", path.string(), prefix, n);
+    if (it->second.numel() != buf.second) {
+      input_error("{}: tensor '{}{}' has {} values, model needs {}", path.string(), prefix, n,
+                  it->second.numel(), buf.second);
+    }
+    it->second.to_f32(buf.first);
+  }
+}
+
+nlohmann::json saved_config(const SafetensorsFile& st, const std::filesystem::path& path) {
+  auto it = st.metadata().find("config");
+  if (it == st.metadata().end()) input_error("{}: metadata has no 'config' field", path.string());
+  try {
+    return nlohmann::json::parse(it->second);
+  } catch (const std::exception& e) {
+    input_error("{}: metadata field 'config' is not JSON ({})", path.string(), e.what());
+  }
+}
+
+void restore_weights(Model& model, const SafetensorsFile& st, const std::filesystem::path& path) {
+  std::vector<std::pair<std::string, std::pair<float*, int64_t>>> dst;
+  for (const TrainParam& p : model_params(model)) dst.push_back({p.name, {p.data, p.n}});
+  restore_tensors(st, path, "w.", dst);
+}
+
+int64_t load_checkpoint(Model& model, AdamW& adam, const TrainOptions& o, const std::filesystem::path& out) {
   const auto state_path = out / kStateFile;
   SafetensorsFile st(state_path);
+  const std::string format = state_format(st, state_path);
   auto meta = st.metadata();
-  if (meta["format"] != kStateFormat) {
-    input_error("{}: metadata format is '{}', expected '{}'", state_path.string(), meta["format"], kStateFormat);
-  }
   const int64_t step = std::stoll(meta["step"]);
-  const std::string side = read_text(out / "train_step.txt");
-  if (std::stoll(side) != step) {
-    input_error("{}: optimiser state is at step {} but the model at step {} (interrupted while "
-                "saving?); restore a consistent pair or start again",
-                out.string(), step, std::stoll(side));
+  if (format == kStateFormatV1) {
+    // Weights come from model.safetensors, written after this file: they must be of its step.
+    const std::string side = read_text(out / "train_step.txt");
+    if (std::stoll(side) != step) {
+      input_error("{}: optimiser state is at step {} but the model at step {} (interrupted while "
+                  "saving?); restore a consistent pair or start again",
+                  out.string(), step, std::stoll(side));
+    }
   }
   auto saved = nlohmann::json::parse(meta["options"]);
   for (const char* k : {"batch", "seq", "seed", "data", "lr", "warmup", "weight_decay", "clip", "beta1", "beta2", "min_lr_ratio"}) {
@@ -76,19 +126,19 @@ int64_t load_checkpoint(AdamW& adam, const TrainOptions& o, const std::filesyste
                   state_path.string(), k, saved[k].dump(), options_json(o)[k].dump());
     }
   }
-  auto restore = [&](const char* prefix, Grads& g) {
-    g.for_each([&](const std::string& n, std::vector<float>& v) {
-      auto it = st.tensors().find(prefix + n);
-      if (it == st.tensors().end()) input_error("{}: missing tensor '{}{}'", state_path.string(), prefix, n);
-      if (it->second.numel() != int64_t(v.size())) {
-        input_error("{}: tensor '{}{}' has {} values, model needs {}", state_path.string(), prefix, n,
-                    it->second.numel(), v.size());
-      }
-      it->second.to_f32(v.data());
-    });
+  if (format == kStateFormat) {
+    if (saved_config(st, state_path) != model.cfg.to_json()) {
+      input_error("{}: saved for a model config other than the one being trained", state_path.string());
+    }
+    restore_weights(model, st, state_path);
+  }
+  auto moments = [&](Grads& g) {
+    std::vector<std::pair<std::string, std::pair<float*, int64_t>>> dst;
+    g.for_each([&](const std::string& n, std::vector<float>& v) { dst.push_back({n, {v.data(), int64_t(v.size())}}); });
+    return dst;
   };
-  restore("m.", adam.first_moment());
-  restore("v.", adam.second_moment());
+  restore_tensors(st, state_path, "m.", moments(adam.first_moment()));
+  restore_tensors(st, state_path, "v.", moments(adam.second_moment()));
   adam.set_step_count(std::stoll(meta["adam_t"]));
   return step;
 }
@@ -164,7 +214,7 @@ TrainResult train(Model& model, const TrainData& data, const TrainOptions& o,
   ao.weight_decay = o.weight_decay;
   AdamW adam(model, ao);
   int64_t start = 0;
-  if (resume) start = load_checkpoint(adam, o, out);
+  if (resume) start = load_checkpoint(model, adam, o, out);
   const AttentionSpec spec = AttentionSpec::dense(c.layers, c.heads, c.kv_heads, c.head_dim, o.seq);
   Grads grads = Grads::zeros_like(model);
   TrainResult r;
@@ -219,6 +269,18 @@ TrainResult train(Model& model, const TrainData& data, const TrainOptions& o,
   if (tty) std::fprintf(stderr, "\n");
   if (start >= end) save_checkpoint(model, adam, o, start, out, tokenizer_json);
   return r;
+}
+
+Model model_from_train_state(const std::filesystem::path& out) {
+  const auto state_path = out / kStateFile;
+  SafetensorsFile st(state_path);
+  if (state_format(st, state_path) == kStateFormatV1) return Model::load(out);
+  const nlohmann::json cj = saved_config(st, state_path);
+  // Shapes from the config, then every value from the state (the random init is overwritten).
+  Model model = Model::random(ModelConfig::from_json(cj, state_path.string() + " (metadata 'config')"), 0);
+  convert_to_f32(model);
+  restore_weights(model, st, state_path);
+  return model;
 }
 
 }  // namespace moa

@@ -32,7 +32,7 @@ void run(TrainCliOptions& o) {
     if (!fs::exists(out / "train_state.safetensors")) {
       input_error("{}: no train_state.safetensors to resume from (run without --resume first)", o.out);
     }
-    model = Model::load(out);
+    model = model_from_train_state(out);
     tok_json = read_text(out / "tokenizer.json");
   } else if (!o.init.empty()) {
     // A new run (fresh optimiser and schedule) from trained weights: the next stage of a

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "moa/model/backward.h"
 #include "moa/model/model.h"
@@ -19,6 +21,20 @@ struct AdamWOptions {
   double weight_decay = 0.0;
   bool decay_vectors = false;  // also decay 1-D tensors (norms, biases); off as in llm.c / GPT-2
 };
+
+// One trainable tensor of a Model, by its Hugging Face name. `matrix` marks the 2-D tensors
+// (weight decay applies to them).
+struct TrainParam {
+  std::string name;
+  float* data;
+  int64_t n;
+  bool matrix;
+};
+
+// Every parameter of the model, named and ordered as Grads::for_each names its gradients. The
+// model must hold f32 weights. Used by the optimiser and by the trainer's self-contained
+// checkpoint.
+std::vector<TrainParam> model_params(Model& m);
 
 // Converts every matrix of the model to f32 in place (training keeps f32 master weights).
 void convert_to_f32(Model& m);

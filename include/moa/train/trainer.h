@@ -46,4 +46,8 @@ TrainResult train(Model& model, const TrainData& data, const TrainOptions& o,
                   const std::filesystem::path& out, const std::string& tokenizer_json,
                   bool resume);
 
+// The model a checkpoint directory's train_state.safetensors holds, for `moa train --resume`: its
+// weights are those of the state's step even if a kill left model.safetensors older.
+Model model_from_train_state(const std::filesystem::path& out);
+
 }  // namespace moa
