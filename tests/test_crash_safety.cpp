@@ -12,6 +12,8 @@
 
 #include "moa/core/file_io.h"
 #include "moa/gguf/gguf.h"
+#include "moa/model/model.h"
+#include "moa/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace moa {
@@ -99,6 +101,59 @@ TEST(CrashSafety, TrainKilledAtEachWriteResumes) {
   // tokenizer, state, weights, config and step for each of 3 checkpoints, plus the tokenizer
   // copy read at start: the loop must have reached past the last checkpoint.
   EXPECT_GE(killed_runs, 13);
+}
+
+// A tiny random model (context 1024) with a byte-level tokenizer, as test_validate's compress test.
+fs::path tiny_random_model(const fs::path& dir) {
+  ModelConfig c;
+  c.architecture = "LlamaForCausalLM";
+  c.model_type = "llama";
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.head_dim = 8;
+  c.hidden = 32;
+  c.intermediate = 64;
+  c.vocab = kByteLevelVocabSize;
+  c.max_position = 1024;
+  c.rms_eps = 1e-5;
+  const fs::path m = dir / "tiny";
+  Model::random(c, 3, 0.25f).save(m, DType::kF32);
+  write_text_atomic(m / "tokenizer.json", make_byte_level_tokenizer_json());
+  return m;
+}
+
+// `moa compress` killed at each of its atomic writes in turn (calibration set, each profile's
+// partial and final file, the plans, the validation, the plan), then re-run with the same work
+// directory: every run ends with the uninterrupted run's plan, reusing what committed.
+TEST(CrashSafety, CompressKilledAtEachWriteResumes) {
+  const fs::path dir = test::temp_dir("crash_compress");
+  const fs::path model = tiny_random_model(dir);
+  auto args = [&](const std::string& tag) {
+    return "compress -m " + model.string() + " --density 0.5 --work " + (dir / tag / "work").string() +
+           " --out " + (dir / tag / "plan.json").string() +
+           " --samples 2 --profile-lengths 640,1024 --validation-length 768 --threads 1 --words " +
+           (fs::path(MOA_REF_DATA).parent_path() / "words").string();
+  };
+  const test::RunResult ref = test::run_moa(args("ref"));
+  ASSERT_EQ(ref.status, 0) << ref.err;
+  const std::string want = read_text(dir / "ref" / "plan.json");
+
+  int killed_runs = 0;
+  for (int n = 1; n < 200; ++n) {
+    const std::string tag = "k" + std::to_string(n);
+    const test::RunResult killed = run_killed_at_write(n, args(tag));
+    if (killed.status == 0) break;
+    ASSERT_EQ(killed.status, 128 + 9) << "write " << n << ": " << killed.err;
+    ++killed_runs;
+    EXPECT_FALSE(fs::exists(dir / tag / "plan.json")) << "write " << n;
+    const test::RunResult rerun = test::run_moa(args(tag));
+    ASSERT_EQ(rerun.status, 0) << "write " << n << ": " << rerun.err;
+    EXPECT_EQ(read_text(dir / tag / "plan.json"), want) << "killed at write " << n;
+    EXPECT_TRUE(temps_under(dir / tag).empty()) << "killed at write " << n;
+  }
+  EXPECT_GE(killed_runs, 6);
+  std::fprintf(stderr, "compress killed at each of %d writes\n", killed_runs);
 }
 
 }  // namespace
