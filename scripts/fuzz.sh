@@ -7,9 +7,12 @@
 # "fuzz_<target>: N executions in S s, 0 findings".
 #   make fuzz FUZZ_SECONDS=600          # long run
 #   FUZZ_TARGETS=gguf scripts/fuzz.sh   # one target
+#   FUZZ_RUNS=1000000 FUZZ_TARGETS=gguf scripts/fuzz.sh   # stop after 1M executions, no time limit
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${FUZZ_SECONDS:-15}
+runs=${FUZZ_RUNS:-}
+# With FUZZ_RUNS the execution count ends the run (max_total_time=0 is no limit in libFuzzer).
+secs=${FUZZ_SECONDS:-$([ -n "$runs" ] && echo 0 || echo 15)}
 build=${FUZZ_BUILD:-build-fuzz}
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 targets=${FUZZ_TARGETS:-$(sed -n 's/^set(MOA_FUZZ_TARGETS \(.*\))$/\1/p' fuzz/CMakeLists.txt)}
@@ -25,15 +28,18 @@ for t in $targets; do
   rm -rf "$artifacts" && mkdir -p "$artifacts"  # only this run's findings
   log="$build/fuzz-$t.log"
   dict=()
+  limit=()
+  [ -n "$runs" ] && limit=(-runs="$runs")
+  start=$SECONDS
   [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="fuzz/dict/$t.dict")
   # malloc_limit: a declared size must never become an allocation (issue: no allocation of the
   # declared size); timeout: a hang is a finding too.
   if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$build/bin/fuzz_$t" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-      -malloc_limit_mb=512 -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" \
+      -malloc_limit_mb=512 -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" "${limit[@]}" \
       "$scratch" "fuzz/corpus/$t" >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-    echo "fuzz_$t: ${execs:-?} executions in $secs s, 0 findings"
+    echo "fuzz_$t: ${execs:-?} executions in $((SECONDS - start)) s, 0 findings"
   else
     echo "fuzz_$t: FINDING (log $log); reproducers:" $(ls "$artifacts") >&2
     # The whole sanitizer report (its top frames name the bug), then each reproducer as base64 so

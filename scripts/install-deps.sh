@@ -20,6 +20,7 @@ pkgs=(
   python3-sentencepiece       # gguf-py (a llama.cpp tree's) imports it at start-up
   clang-14 libclang-rt-14-dev libomp-14-dev  # libFuzzer harnesses (fuzz/, make fuzz)
   libcpp-httplib-dev          # HTTP for moa serve
+  libopenmpi-dev openmpi-bin  # MPI data parallelism (MOA_MPI) and mpirun for its tests
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -27,10 +27,12 @@ static std::string slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
-RunResult run_moa(const std::string& args) {
+RunResult run_moa(const std::string& args) { return run_shell(std::string(MOA_BIN) + " " + args); }
+
+RunResult run_shell(const std::string& command) {
   auto dir = temp_dir("run");
   auto out = dir / "out.txt", err = dir / "err.txt";
-  std::string cmd = std::string(MOA_BIN) + " " + args + " >" + out.string() + " 2>" + err.string();
+  std::string cmd = command + " >" + out.string() + " 2>" + err.string();
   int rc = std::system(cmd.c_str());
   RunResult r;
   r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);

@@ -27,6 +27,8 @@ struct RunResult {
 
 // Runs `moa <args>` (args are passed through a shell, quote as needed).
 RunResult run_moa(const std::string& args);
+// Runs a shell command line, capturing its stdout and stderr.
+RunResult run_shell(const std::string& command);
 
 // A fresh directory under the build's temp area, removed by the caller or left for debugging.
 std::filesystem::path temp_dir(const std::string& name);

@@ -1,12 +1,15 @@
 // A resumable profiling run: samples in order, a running sum checkpointed atomically beside the
-// output, the averaged profile at the end.
+// output, the averaged profile at the end. Under MPI the samples are split across ranks and the
+// sum is taken on rank 0 in sample order (core/dist.h).
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <system_error>
 
+#include "moa/core/dist.h"
 #include "moa/core/error.h"
 #include "moa/compress/profile.h"
 #include "moa/compress/profiler.h"
@@ -173,30 +176,47 @@ ProfileRunResult run_profile(const Model& m, const std::vector<TokenizedSample>&
   const int64_t nb = (o.length + o.block - 1) / o.block, per_layer = c.heads * nb * nb;
   const DataId data = data_id(data_file);
   const std::filesystem::path partial = partial_profile_path(out);
-  RunningSum sum(static_cast<size_t>(c.layers * per_layer));
+  const size_t tiles = size_t(c.layers * per_layer);
+  RunningSum sum(tiles);
   State st;
-  if (!o.fresh && std::filesystem::exists(partial)) {
-    st = load_partial(partial, m, data, o, nb, r.total, sum);
-  }
+  // Rank 0 alone reads and writes the checkpoint; the others learn where it stopped.
+  dist::root_first([&] {
+    if (!o.fresh && std::filesystem::exists(partial)) {
+      st = load_partial(partial, m, data, o, nb, r.total, sum);
+    }
+  });
+  dist::broadcast(st.done);
   r.resumed = st.done;
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
-  int64_t this_run = 0;
-  while (st.done < r.total) {
-    if (o.stop_after >= 0 && this_run >= o.stop_after) break;
-    const TokenizedSample& s = *use[size_t(st.done)];
-    st.loss_sum += sample_influence(
-        m, s, o.length, o.block,
-        [&](int64_t l, const double* tiles) {
-          const size_t base = size_t(l * per_layer);
-          for (int64_t i = 0; i < per_layer; ++i) sum.add(base + size_t(i), tiles[i]);
+  const int64_t end = o.stop_after >= 0 ? std::min(r.total, st.done + o.stop_after) : r.total;
+  // One sample's result: its tiles as f32 (RunningSum::add rounds each to f32 first, so this
+  // loses nothing) and its loss. The sum takes them in sample order on rank 0 with any number
+  // of ranks, which is what makes the profile bit-identical to one process.
+  auto work = [&](int64_t i) {
+    std::string out(tiles * sizeof(float) + sizeof(double), '\0');
+    float* t = reinterpret_cast<float*>(out.data());
+    const double loss = sample_influence(
+        m, *use[size_t(i)], o.length, o.block,
+        [&](int64_t l, const double* layer_tiles) {
+          float* dst = t + l * per_layer;
+          for (int64_t k = 0; k < per_layer; ++k) dst[k] = float(layer_tiles[k]);
         },
         o.recompute_layers, o.kind);
+    std::memcpy(out.data() + tiles * sizeof(float), &loss, sizeof loss);
+    return out;
+  };
+  auto consume = [&](int64_t, const std::string& res) {
+    MOA_CHECK(res.size() == tiles * sizeof(float) + sizeof(double));
+    const float* t = reinterpret_cast<const float*>(res.data());
+    for (size_t k = 0; k < tiles; ++k) sum.add(k, double(t[k]));
+    double loss = 0;
+    std::memcpy(&loss, res.data() + tiles * sizeof(float), sizeof loss);
+    st.loss_sum += loss;
     ++st.done;
-    ++this_run;
-    if (st.done < r.total && (st.done % o.checkpoint_every == 0 || this_run == o.stop_after)) {
+    if (st.done < r.total && (st.done % o.checkpoint_every == 0 || st.done == end)) {
       save_partial(partial, m, data, o, nb, st, sum);
     }
     if (o.progress) {
@@ -205,16 +225,22 @@ ProfileRunResult run_profile(const Model& m, const std::vector<TokenizedSample>&
       p.total = r.total;
       p.resumed = r.resumed;
       p.seconds = elapsed();
-      p.samples_per_s = double(this_run) / p.seconds;
+      p.samples_per_s = double(st.done - r.resumed) / p.seconds;
       p.eta_s = double(r.total - st.done) / p.samples_per_s;
       p.mean_loss = st.loss_sum / double(st.done);
       o.progress(p);
     }
-  }
+  };
+  dist::map_ordered(st.done, end, work, consume);
+  st.done = end;  // (rank 0 counted them; the others only computed theirs)
   r.samples = st.done;
   r.mean_loss = st.done > 0 ? st.loss_sum / double(st.done) : 0.0;
   r.seconds = elapsed();
   if (st.done < r.total) return r;  // stopped early: the partial holds the state
+  if (!dist::is_root()) {
+    r.complete = true;
+    return r;
+  }
   Profile p = Profile::zeros(c.layers, c.heads, o.length, o.block);
   p.samples = st.done;
   p.model = o.model_name;

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
+#include "moa/core/dist.h"
 #include "moa/core/error.h"
 #include "moa/model/forward.h"
 
@@ -85,19 +87,27 @@ PplResult eval_ppl(const Model& m, const std::vector<ScoredSequence>& seqs, cons
   }
   PplResult r;
   int64_t done = 0;
-  std::vector<double> nll;
-  for (const auto& s : seqs) {
-    nll.clear();
+  // One sequence's result travels as its per-token NLLs (core/dist.h splits sequences across
+  // ranks; rank 0 sums them in sequence order).
+  auto work = [&](int64_t i) {
+    const ScoredSequence& s = seqs[size_t(i)];
+    std::vector<double> nll;
     sequence_nll(m, spec(int64_t(s.ids.size())), s, nll);
+    return std::string(reinterpret_cast<const char*>(nll.data()), nll.size() * sizeof(double));
+  };
+  auto consume = [&](int64_t i, const std::string& res) {
+    std::vector<double> nll(res.size() / sizeof(double));
+    std::memcpy(nll.data(), res.data(), nll.size() * sizeof(double));
     double sum = 0;
     for (double x : nll) sum += x;
     r.nll_sum += sum;
     r.tokens += int64_t(nll.size());
     r.windows += 1;
     r.window_nll.push_back(nll.empty() ? 0.0 : sum / double(nll.size()));
-    done += int64_t(s.ids.size());
+    done += int64_t(seqs[size_t(i)].ids.size());
     if (progress) progress(done, total);
-  }
+  };
+  dist::map_ordered(0, int64_t(seqs.size()), work, consume);
   return r;
 }
 

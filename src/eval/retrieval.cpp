@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
+#include "moa/core/dist.h"
 #include "moa/core/error.h"
 #include "moa/eval/eval.h"
 #include "moa/model/forward.h"
@@ -70,10 +72,18 @@ RetrievalResult eval_retrieval(const Model& m, const Tokenizer& tok,
                                const std::function<void(int64_t, int64_t)>& progress) {
   RetrievalResult r;
   std::map<int64_t, std::pair<double, int64_t>> tokens;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const auto& it = items[i];
-    GreedyAnswer a = greedy_answer(m, tok, it.prompt, max_new, spec);
-    const int64_t answer = first_integer(a.text);
+  // One item's result travels as three integers (core/dist.h splits the items across ranks).
+  auto work = [&](int64_t i) {
+    GreedyAnswer a = greedy_answer(m, tok, items[size_t(i)].prompt, max_new, spec);
+    const int64_t v[3] = {first_integer(a.text), int64_t(a.prompt_tokens), int64_t(a.kv_bytes)};
+    return std::string(reinterpret_cast<const char*>(v), sizeof v);
+  };
+  auto consume = [&](int64_t i, const std::string& res) {
+    int64_t v[3];
+    MOA_CHECK(res.size() == sizeof v);
+    std::memcpy(v, res.data(), sizeof v);
+    const auto& it = items[size_t(i)];
+    const int64_t answer = v[0];
     const bool ok = answer == it.expected;
     r.n += 1;
     r.correct += ok;
@@ -88,12 +98,13 @@ RetrievalResult eval_retrieval(const Model& m, const Tokenizer& tok,
     bld.first += ok;
     bld.second += 1;
     auto& t = tokens[it.num_lines];
-    t.first += double(a.prompt_tokens);
+    t.first += double(v[1]);
     t.second += 1;
-    r.mean_kv_bytes += double(a.kv_bytes);
+    r.mean_kv_bytes += double(v[2]);
     r.answers.push_back(answer);
-    if (progress) progress(int64_t(i + 1), int64_t(items.size()));
-  }
+    if (progress) progress(i + 1, int64_t(items.size()));
+  };
+  dist::map_ordered(0, int64_t(items.size()), work, consume);
   for (const auto& [k, v] : tokens) r.mean_prompt_tokens[k] = v.first / double(v.second);
   if (r.n) r.mean_kv_bytes /= double(r.n);
   return r;

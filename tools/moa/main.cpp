@@ -5,9 +5,11 @@
 #include <cstdlib>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "cli_errors.h"
 #include "command.h"
+#include "moa/core/dist.h"
 #include "moa/core/error.h"
 
 namespace moa::cli {
@@ -34,8 +36,42 @@ static void choose_blas_kernels(char** argv) {
   execv("/proc/self/exe", argv);  // only returns on failure: then run with what we have
 }
 
-int main(int argc, char** argv) {
-  choose_blas_kernels(argv);
+// The commands that split their work across MPI ranks; under mpirun any other would run once per
+// rank, each writing the same files.
+static bool runs_distributed(int argc, char** argv) {
+  std::vector<std::string> words;
+  for (int i = 1; i < argc && words.size() < 2; ++i) {
+    if (argv[i][0] == '-') break;
+    words.push_back(argv[i]);
+  }
+  if (words.empty()) return true;  // help, or the missing-command error
+  if (words[0] == "profile") return true;
+  return words[0] == "eval" && words.size() > 1 &&
+         (words[1] == "retrieval" || words[1] == "passkey" || words[1] == "ppl");
+}
+
+// A fatal error's one line, printed by main once the command has unwound.
+static std::string g_error;
+static int fail(int status, const std::string& msg) {
+  g_error = msg;
+  return status;
+}
+
+// Rank 0 prints its error as it is. Another rank's error is printed (named) after a pause: when
+// rank 0 fails too (the same bad input reaches every rank) it ends the job first, and the user
+// reads one line, not one per rank.
+static void print_error() {
+  if (g_error.empty()) return;
+  if (moa::dist::rank() == 0) {
+    std::fprintf(moa::dist::error_stream(), "error: %s\n", g_error.c_str());
+    return;
+  }
+  ::usleep(500 * 1000);
+  std::fprintf(moa::dist::error_stream(), "error: rank %d of %d: %s\n", moa::dist::rank(),
+               moa::dist::size(), g_error.c_str());
+}
+
+static int run_cli(int argc, char** argv) {
   CLI::App app{"moa: MoA.cpp, long-context inference with Mixture of Sparse Attention"};
   app.require_subcommand(1);
   // "plan check" registers under a group command "plan", created on first use.
@@ -58,9 +94,12 @@ int main(int argc, char** argv) {
     CLI::App* sub = parent->add_subcommand(name, cmd.help);
     cmd.setup(*sub);
   }
-  if (auto unknown = moa::cli::unknown_command(app, argc, argv)) {
-    std::fprintf(stderr, "error: %s\n", unknown->c_str());
-    return 2;
+  if (auto unknown = moa::cli::unknown_command(app, argc, argv)) return fail(2, *unknown);
+  if (moa::dist::size() > 1 && !runs_distributed(argc, argv)) {
+    return fail(2, "moa " + std::string(argv[1]) + " does not split its work across MPI ranks (" +
+                       std::to_string(moa::dist::size()) +
+                       " here): run it as one process; under MPI: profile, eval retrieval, eval "
+                       "passkey, eval ppl");
   }
   try {
     app.parse(argc, argv);
@@ -70,18 +109,27 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --version and the like
-    std::fprintf(stderr, "error: %s\n", moa::cli::describe_parse_error(app, e).c_str());
-    return 2;
+    return fail(2, moa::cli::describe_parse_error(app, e));
   } catch (const moa::InputError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
+    return fail(2, e.what());
+  } catch (const moa::dist::PeerFailed&) {
+    return 2;  // rank 0 has printed why
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "error: out of memory (try a shorter context, a smaller batch or a smaller model)\n");
-    return 2;
+    return fail(2, "out of memory (try a shorter context, a smaller batch or a smaller model)");
   } catch (const std::exception& e) {
     // Not the input's fault, or a check we lack: still one line, never an abort.
-    std::fprintf(stderr, "error: internal: %s (please report it)\n", e.what());
-    return 1;
+    return fail(1, std::string("internal: ") + e.what() + " (please report it)");
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  choose_blas_kernels(argv);
+  moa::dist::init(&argc, &argv);
+  const int status = run_cli(argc, argv);
+  print_error();
+  // After a failure other ranks may be waiting for this one: end them all.
+  if (status != 0 && moa::dist::size() > 1) moa::dist::abort_all(status);
+  moa::dist::finalize();
+  return status;
 }
