@@ -10,6 +10,9 @@
 
 #include "moa/core/dist.h"
 #include "moa/core/file_io.h"
+#include "moa/attention/plan.h"
+#include "moa/model/model.h"
+#include "moa/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 namespace moa {
@@ -102,6 +105,67 @@ TEST_F(Mpi, EvalsHaveTheJsonOfOneProcess) {
     ASSERT_EQ(two.status, 0) << args << ": " << two.err;
     EXPECT_EQ(one.out, two.out) << args;
   }
+}
+
+TEST_F(Mpi, CalibAndValidateHaveTheOutputOfOneProcess) {
+  const std::string c1 = (dir_ / "c1.jsonl").string(), c2 = (dir_ / "c2.jsonl").string();
+  const std::string args = "data calib -m " + kModel + " --lengths 300,512 --samples 3 --threads 1 --words " + kWords + " --json --out ";
+  const test::RunResult one = test::run_moa(args + c1);
+  ASSERT_EQ(one.status, 0) << one.err;
+  const test::RunResult two = mpi(2, args + c2);
+  ASSERT_EQ(two.status, 0) << two.err;
+  EXPECT_EQ(read_text(c1), read_text(c2));
+  // Validation of a plans directory: the dense plan and a small window.
+  const fs::path plans = dir_ / "plans";
+  fs::create_directories(plans);
+  Plan::dense(6, 6).save(plans / "a.json", PlanForm::kExtended);  // moa-tiny: 6 layers x 6 heads
+  Plan w = Plan::uniform(6, 6, 0, 0);
+  w.set_params(4, 4, 24);  // every head: 4 sink + 24 window tokens
+  w.save(plans / "b.json", PlanForm::kExtended);
+  const std::string v = "validate -m " + kModel + " --plans " + plans.string() + " --data " + c1 + " --length 512 --threads 1 --json";
+  const test::RunResult v1 = test::run_moa(v);
+  ASSERT_EQ(v1.status, 0) << v1.err;
+  const test::RunResult v2 = mpi(2, v);
+  ASSERT_EQ(v2.status, 0) << v2.err;
+  EXPECT_EQ(v1.out, v2.out);
+}
+
+// The whole pipeline on 2 ranks gives the plan of one process (a tiny random model with a
+// context of 1024, as test_validate's compress test).
+TEST_F(Mpi, CompressHasThePlanOfOneProcess) {
+  ModelConfig c;
+  c.architecture = "LlamaForCausalLM";
+  c.model_type = "llama";
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.head_dim = 8;
+  c.hidden = 32;
+  c.intermediate = 64;
+  c.vocab = kByteLevelVocabSize;
+  c.max_position = 1024;
+  c.rms_eps = 1e-5;
+  const fs::path model = dir_ / "tiny";
+  Model::random(c, 3, 0.25f).save(model, DType::kF32);
+  write_text_atomic(model / "tokenizer.json", make_byte_level_tokenizer_json());
+  auto args = [&](const std::string& tag) {
+    return "compress -m " + model.string() + " --density 0.5 --work " + (dir_ / tag).string() +
+           " --out " + (dir_ / (tag + ".json")).string() +
+           " --samples 3 --profile-lengths 640,1024 --validation-length 768 --threads 1 --words " + kWords;
+  };
+  const test::RunResult one = test::run_moa(args("one"));
+  ASSERT_EQ(one.status, 0) << one.err;
+  const test::RunResult two = mpi(2, args("two"));
+  ASSERT_EQ(two.status, 0) << two.err;
+  EXPECT_EQ(read_text(dir_ / "one.json"), read_text(dir_ / "two.json"));
+  for (const char* f : {"calib_640.jsonl", "calib_768.jsonl", "profile_640.safetensors", "profile_1024.safetensors"}) {
+    EXPECT_EQ(read_text(dir_ / "one" / f), read_text(dir_ / "two" / f)) << f;
+  }
+  // Re-run on 2 ranks: every stage reused, the same plan.
+  const test::RunResult again = mpi(2, args("two") + " --json");
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_GE(nlohmann::json::parse(again.out)["reused"].size(), 5u) << again.out;
+  EXPECT_EQ(read_text(dir_ / "one.json"), read_text(dir_ / "two.json"));
 }
 
 TEST_F(Mpi, RefusesCommandsThatDoNotSplitAndReportsErrorsOnce) {

@@ -1,7 +1,9 @@
 #include "moa/compress/calib_set.h"
 
+#include <cstring>
 #include <random>
 
+#include "moa/core/dist.h"
 #include "moa/core/error.h"
 #include "moa/model/generate.h"
 #include "moa/core/file_io.h"
@@ -104,18 +106,37 @@ std::vector<nlohmann::json> make_calibration_set(const Model& m, const Tokenizer
                {"num_lines", r.num_lines},
                {"random_idx", nlohmann::json::array({r.key, r.line_index})}};
       }
-      GreedyAnswer a = greedy_answer(m, tok, prompt, o.max_answer, dense);
-      a.text = stored_answer(tok, a.text, o.max_answer);
-      if (a.text.empty()) a.text = tok.decode({tok.eos_ids().empty() ? 0 : tok.eos_ids()[0]});
       row["prompt"] = prompt;
-      row["answer"] = a.text;
-      row["prompt_tokens"] = a.prompt_tokens;
-      row["answer_tokens"] = int64_t(tok.encode(a.text, false).size());
       row["length"] = L;
-      row["model_correct"] = first_integer(a.text) == row["expected_number"].get<int64_t>();
       rows.push_back(std::move(row));
-      if (progress) progress(int64_t(rows.size()), total);
     }
+  }
+  // The dense model's answers, the costly part, split across ranks (core/dist.h); every rank
+  // gets them all, so every rank holds the same rows.
+  std::vector<std::string> answers(rows.size());
+  auto work = [&](int64_t i) {
+    GreedyAnswer a = greedy_answer(m, tok, rows[size_t(i)]["prompt"].get<std::string>(),
+                                   o.max_answer, dense);
+    const int64_t pt = int64_t(a.prompt_tokens);
+    return std::string(reinterpret_cast<const char*>(&pt), sizeof pt) + a.text;
+  };
+  auto consume = [&](int64_t i, const std::string& res) {
+    answers[size_t(i)] = res;
+    if (progress) progress(i + 1, total);
+  };
+  dist::map_ordered(0, int64_t(rows.size()), work, consume);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    dist::broadcast(answers[i]);
+    MOA_CHECK(answers[i].size() >= sizeof(int64_t));
+    int64_t prompt_tokens = 0;
+    std::memcpy(&prompt_tokens, answers[i].data(), sizeof prompt_tokens);
+    std::string text = stored_answer(tok, answers[i].substr(sizeof prompt_tokens), o.max_answer);
+    if (text.empty()) text = tok.decode({tok.eos_ids().empty() ? 0 : tok.eos_ids()[0]});
+    nlohmann::json& row = rows[i];
+    row["answer"] = text;
+    row["prompt_tokens"] = prompt_tokens;
+    row["answer_tokens"] = int64_t(tok.encode(text, false).size());
+    row["model_correct"] = first_integer(text) == row["expected_number"].get<int64_t>();
   }
   return rows;
 }
@@ -124,7 +145,8 @@ CalibrationReport calibrate(const Model& m, const Tokenizer& tok, const WordList
                             const CalibOptions& o, const std::filesystem::path& out,
                             const std::function<void(int64_t, int64_t)>& progress) {
   const std::vector<nlohmann::json> rows = make_calibration_set(m, tok, words, o, progress);
-  write_text_atomic(out, to_jsonl(rows));
+  // Rank 0 writes; the others go on once the file is there.
+  dist::root_first([&] { write_text_atomic(out, to_jsonl(rows)); });
   CalibrationReport r;
   r.samples = int64_t(rows.size());
   for (const auto& row : rows) r.model_correct += row["model_correct"].get<bool>();

@@ -9,6 +9,7 @@
 
 #include "moa/data/calib.h"
 #include "moa/compress/calib_set.h"
+#include "moa/core/dist.h"
 #include "moa/core/error.h"
 #include "moa/core/file_io.h"
 #include "moa/core/hash.h"
@@ -237,7 +238,7 @@ std::vector<Profile> profile_stage(const Model& m, const Tokenizer& tok,
     if (have && have->influence_kind != influence_name(o.influence)) {
       st.log(fmt::format("profile {}: {} holds '{}' influence, this run '{}'; profiling again", L,
                          f.string(), have->influence_kind, influence_name(o.influence)));
-      fs::remove(f);
+      dist::root_first([&] { fs::remove(f); });
       have.reset();
     }
     if (have) {
@@ -257,6 +258,7 @@ std::vector<Profile> profile_stage(const Model& m, const Tokenizer& tok,
                          p.samples_per_s, p.eta_s));
     };
     run_profile(m, load_tokenized_calib(data, tok, m.cfg.vocab), data, f, po);
+    dist::barrier();  // rank 0 has written the profile
     profiles.push_back(Profile::load(f));
   }
   return profiles;
@@ -398,7 +400,7 @@ nlohmann::json validation_stage(const Model& m, const Tokenizer& tok, const Setu
                       {"length", o.validation_length},
                       {"validation_lengths", st.vlengths},
                       {"per_length", per_length}};
-  write_text_atomic(vfile, v.dump(2) + "\n");
+  dist::root_first([&] { write_text_atomic(vfile, v.dump(2) + "\n"); });
   st.log(fmt::format("validate: {} wins (mean NLL / dense NLL {:.4f} over lengths {})", best,
                      score[best], fmt::join(st.vlengths, ", ")));
   return v;
@@ -434,19 +436,26 @@ CompressResult run_compress(const Model& m, const Tokenizer& tok, const std::str
                             const CompressOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   Setup st = resolve(m, model_name, opt);
-  fs::create_directories(st.o.work);
-  check_model_stamp(st.o);
-  clear_stages_of_other_calibration(st.o, st.log);
+  // Under MPI (core/dist.h) rank 0 alone touches the work directory, which every rank must see;
+  // the costly loops of the calibration, profile and validation stages are split across ranks.
+  dist::root_first([&] {
+    fs::create_directories(st.o.work);
+    check_model_stamp(st.o);
+    clear_stages_of_other_calibration(st.o, st.log);
+  });
   CompressResult res;
   res.density_bound = st.o.optimize.density_bound;
   calibration_stage(m, tok, st, res);
-  const fs::path plans_dir = optimize_stage(profile_stage(m, tok, model_name, st, res), m, st, res);
+  std::vector<Profile> profiles = profile_stage(m, tok, model_name, st, res);
+  // The MILP is one process's work; the others wait for its plans.
+  const fs::path plans_dir = st.o.work / ("plans-" + density_tag(st.o.optimize.density_bound));
+  dist::root_first([&] { MOA_CHECK(optimize_stage(std::move(profiles), m, st, res) == plans_dir); });
   const nlohmann::json v = validation_stage(m, tok, st, plans_dir, res);
   res.best = v["best"].get<std::string>();
   res.validation_nll = v["nll"][res.best].get<double>();
   res.dense_validation_nll = v["dense_nll"].get<double>();
   res.pareto_plans = int64_t(v["nll"].size());
-  write_chosen_plan(m, model_name, st, plans_dir, res);
+  dist::root_first([&] { write_chosen_plan(m, model_name, st, plans_dir, res); });
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

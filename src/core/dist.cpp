@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -118,6 +119,27 @@ void broadcast(int64_t& v) {
   }
 #else
   (void)v;
+#endif
+}
+
+void broadcast(std::string& s) {
+  int64_t n = int64_t(s.size());
+  broadcast(n);
+  if (g_size == 1) return;
+#ifdef MOA_HAVE_MPI
+  s.resize(size_t(n));
+  for (int64_t off = 0; off < n;) {  // MPI counts are int: 1 GiB pieces
+    const int piece = int(std::min<int64_t>(n - off, int64_t(1) << 30));
+    check(MPI_Bcast(s.data() + off, piece, MPI_BYTE, 0, MPI_COMM_WORLD), "broadcast");
+    off += piece;
+  }
+  g_bytes += n;
+#endif
+}
+
+void barrier() {
+#ifdef MOA_HAVE_MPI
+  if (g_size > 1) check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
 #endif
 }
 

@@ -83,6 +83,7 @@ void run(EvalOptions o, bool passkey) {
   };
   const std::string method = method_name(o.attn);
   RetrievalResult r = run_one(o.attn, method);
+  log_communication("eval", r.n, "item");
   nlohmann::json j = r.to_json();
   j["method"] = method;
   j["task"] = passkey ? "passkey" : "longeval";
@@ -171,6 +172,7 @@ void run_ppl(PplOptions o) {
   };
   const std::string method = method_name(o.attn);
   PplResult r = run_one(o.attn, method);
+  log_communication("ppl", r.windows, "sequence");
   nlohmann::json j = {{"ppl", r.ppl()},         {"nll", r.nll()},      {"tokens", r.tokens},
                       {"windows", r.windows},   {"method", method},    {"task", "ppl"},
                       {"source", o.file.empty() ? o.data : o.file}};

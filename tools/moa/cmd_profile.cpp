@@ -11,6 +11,7 @@
 #include "option_checks.h"
 #include "common.h"
 #include "moa/data/calib.h"
+#include "moa/core/dist.h"
 #include "moa/core/error.h"
 #include "moa/model/forward.h"
 #include "moa/compress/profiler.h"
@@ -152,6 +153,7 @@ void run(const ProfileCliOptions& o) {
                  partial_profile_path(o.out).string().c_str());
   }
   const double rate = r.seconds > 0 ? double(r.samples - r.resumed) / r.seconds : 0.0;
+  log_communication("profile", r.samples - r.resumed, "sample");
   if (o.json) {
     print_json({{"out", o.out},
                 {"complete", r.complete},

@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include "moa/core/dist.h"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -185,6 +187,13 @@ void print_convert_result(const ConvertResult& r, bool json) {
   }
   std::printf("%s: %s, %lld tensors, %llu bytes%s\n", r.out.string().c_str(), r.type.c_str(),
               (long long)r.tensors, (unsigned long long)r.bytes, r.plan ? ", with plan" : "");
+}
+
+void log_communication(const char* what, int64_t items, const char* unit) {
+  if (dist::size() <= 1 || items <= 0) return;
+  const int64_t b = dist::bytes_communicated();
+  std::fprintf(stderr, "%s: %d ranks, rank 0 received %lld bytes (%lld per %s)\n", what,
+               dist::size(), (long long)b, (long long)(b / items), unit);
 }
 
 }  // namespace moa::cli

@@ -52,6 +52,10 @@ std::string read_prompt(const std::string& text, const std::string& file);
 // Prints one JSON object on stdout (the only thing --json writes there).
 void print_json(const nlohmann::json& j);
 
+// Under MPI (more than one rank), one stderr line with the bytes rank 0 received from the other
+// ranks so far, in all and per `unit` of the `items` done.
+void log_communication(const char* what, int64_t items, const char* unit);
+
 // convert / quantize: "[k/n] tensor TYPE" on stderr, and their result (one JSON object with
 // --json: out, type, tensors, bytes, tensor_types, plan, tokenizer).
 void print_convert_progress(int64_t done, int64_t total, const std::string& name,

@@ -45,9 +45,10 @@ static bool runs_distributed(int argc, char** argv) {
     words.push_back(argv[i]);
   }
   if (words.empty()) return true;  // help, or the missing-command error
-  if (words[0] == "profile") return true;
-  return words[0] == "eval" && words.size() > 1 &&
-         (words[1] == "retrieval" || words[1] == "passkey" || words[1] == "ppl");
+  if (words[0] == "profile" || words[0] == "validate" || words[0] == "compress") return true;
+  if (words.size() < 2) return false;
+  if (words[0] == "data") return words[1] == "calib";
+  return words[0] == "eval" && (words[1] == "retrieval" || words[1] == "passkey" || words[1] == "ppl");
 }
 
 // A fatal error's one line, printed by main once the command has unwound.
@@ -98,8 +99,8 @@ static int run_cli(int argc, char** argv) {
   if (moa::dist::size() > 1 && !runs_distributed(argc, argv)) {
     return fail(2, "moa " + std::string(argv[1]) + " does not split its work across MPI ranks (" +
                        std::to_string(moa::dist::size()) +
-                       " here): run it as one process; under MPI: profile, eval retrieval, eval "
-                       "passkey, eval ppl");
+                       " here): run it as one process; under MPI: data calib, profile, validate, "
+                       "compress, eval retrieval, eval passkey, eval ppl");
   }
   try {
     app.parse(argc, argv);

@@ -43,6 +43,11 @@ void root_first(const std::function<void()>& fn);
 
 // Rank 0's value on every rank.
 void broadcast(int64_t& v);
+void broadcast(std::string& s);
+
+// Returns once every rank has called it (after rank 0 wrote a file the others read next: the
+// work directory of `moa compress` is on a filesystem every rank sees).
+void barrier();
 
 // Items [begin, end) split across ranks: in each round rank r computes item round_begin + r with
 // work(i), and rank 0 receives every result of the round and calls consume(i, bytes) in item
