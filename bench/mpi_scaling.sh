@@ -31,7 +31,7 @@ row() {  # name, then the moa arguments
   cp "$dir/out" "$dir/one.json"
   two=$(wall mpirun --oversubscribe -np 2 "$MOA" "$@" --threads 1 --json)
   local comm
-  comm=$(grep -o 'received .*' "$dir/err" || echo "-")
+  comm=$(grep -o 'exchanged .*' "$dir/err" || echo "-")
   printf '%-40s 1 rank %7.2f s   2 ranks %7.2f s   speedup %.2fx   %s\n' "$name" "$one" "$two" \
     "$(awk -v a="$one" -v b="$two" 'BEGIN { print a / b }')" "$comm"
 }

@@ -95,7 +95,7 @@ TEST_F(Mpi, ProfileHasTheBytesOfOneProcess) {
 
 TEST_F(Mpi, EvalsHaveTheJsonOfOneProcess) {
   const std::string data = calib();
-  for (const std::string args :
+  for (const std::string& args :
        {"eval retrieval -m " + kModel + " --lines 4,8 --samples 5 --vs-dense --streaming 0.5",
         "eval passkey -m " + kModel + " --repeats 10,20 --samples 3",
         "eval ppl -m " + kModel + " --data " + data}) {

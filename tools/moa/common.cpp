@@ -192,7 +192,7 @@ void print_convert_result(const ConvertResult& r, bool json) {
 void log_communication(const char* what, int64_t items, const char* unit) {
   if (dist::size() <= 1 || items <= 0) return;
   const int64_t b = dist::bytes_communicated();
-  std::fprintf(stderr, "%s: %d ranks, rank 0 received %lld bytes (%lld per %s)\n", what,
+  std::fprintf(stderr, "%s: %d ranks, rank 0 exchanged %lld bytes with the others (%lld per %s)\n", what,
                dist::size(), (long long)b, (long long)(b / items), unit);
 }
 

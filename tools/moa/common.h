@@ -52,7 +52,7 @@ std::string read_prompt(const std::string& text, const std::string& file);
 // Prints one JSON object on stdout (the only thing --json writes there).
 void print_json(const nlohmann::json& j);
 
-// Under MPI (more than one rank), one stderr line with the bytes rank 0 received from the other
+// Under MPI (more than one rank), one stderr line with the bytes rank 0 exchanged with the other
 // ranks so far, in all and per `unit` of the `items` done.
 void log_communication(const char* what, int64_t items, const char* unit);
 
