@@ -357,6 +357,19 @@ TEST(PlanFiles, BadInputIsOneClearError) {
 // Sizes no model has are refused, naming the numbers, before the plan's tables are allocated (the
 // reliability issue: a plan for 10^6 layers), and token counts stay where the cache rule's
 // rounding cannot overflow.
+// fuzz_plan's finding (2026-12-05): a density key of 200 characters, mostly digits, overflowed
+// int64 while it was being parsed (UBSan) before the length check refused it.
+TEST(PlanFiles, FuzzFindingLongDensityKey) {
+  const std::string file = std::string(MOA_TEST_DATA) + "/fuzz/plan-long-density-key.json";
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  ASSERT_FALSE(text.str().empty()) << file;
+  const std::string msg = input_error_of([&] { Plan::parse(text.str(), "p.json"); });
+  EXPECT_NE(msg.find("p.json: density has key"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("expected an input length such as \"8192\""), std::string::npos) << msg;
+}
+
 TEST(PlanFiles, RefusesImplausibleSizes) {
   std::string layers = "{\"alphas\": [";
   for (int l = 0; l < 65537; ++l) layers += l ? ",[0]" : "[0]";

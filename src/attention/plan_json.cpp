@@ -135,8 +135,11 @@ int64_t read_int(const json& j, const char* key, const std::string& src, int64_t
 // Positive integer from a density key such as "8192".
 int64_t parse_length_key(const std::string& k, const std::string& src, const std::string& field) {
   int64_t v = 0;
+  // At most 15 digits, checked before any is added: a longer key (the fuzzer's had 200) must
+  // not overflow on the way to being refused.
   bool ok = !k.empty() && k.size() <= 15;
-  for (char c : k) {
+  for (size_t i = 0; ok && i < k.size(); ++i) {
+    const char c = k[i];
     if (c < '0' || c > '9')
       ok = false;
     else
